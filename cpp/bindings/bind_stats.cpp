@@ -1,0 +1,50 @@
+#include "common.hpp"
+#include "lindiff/stats.hpp"
+
+namespace lindiff::bindings {
+
+void bind_stats(py::module_& m) {
+  m.def(
+      "column_mean",
+      [](const StridedRef& X, int workers) {
+        check_workers(workers);
+        py::gil_scoped_release release;
+        return column_mean(X, workers);
+      },
+      py::arg("X"), py::arg("workers"));
+  m.def(
+      "centred_scatter",
+      [](const StridedRef& X, const Vector& mean, int workers, Index chunk_rows) {
+        check_workers(workers);
+        py::gil_scoped_release release;
+        return centred_scatter(X, mean, workers, chunk_rows);
+      },
+      py::arg("X"), py::arg("mean"), py::arg("workers"), py::arg("chunk_rows") = 0);
+  m.def(
+      "centred_rows",
+      [](const StridedRef& X, const Vector& mean, int workers) {
+        check_workers(workers);
+        py::gil_scoped_release release;
+        return centred_rows(X, mean, workers);
+      },
+      py::arg("X"), py::arg("mean"), py::arg("workers"));
+  m.def(
+      "factor_scatter",
+      [](const ConstRowRef& F, int workers) {
+        check_workers(workers);
+        py::gil_scoped_release release;
+        return gram_of_factor_t(F, workers);
+      },
+      py::arg("F"), py::arg("workers"));
+  m.def(
+      "bartlett_scatter",
+      [](const Eigen::Ref<const Matrix>& L, const Eigen::Ref<const Vector>& c, const ConstRowRef& z,
+         int workers) {
+        check_workers(workers);
+        py::gil_scoped_release release;
+        return bartlett_scatter(L, c, z, workers);
+      },
+      py::arg("L"), py::arg("c"), py::arg("z"), py::arg("workers"));
+}
+
+}  // namespace lindiff::bindings

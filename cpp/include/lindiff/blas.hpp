@@ -1,0 +1,49 @@
+// Dense kernels with two providers: an optimised BLAS/LAPACK resolved at run time, or Eigen.
+//
+// lindiff does not link a BLAS. At import, the Python layer hands the core the path of the OpenBLAS
+// that NumPy itself loaded (numpy wheels bundle scipy-openblas64); the core dlopen()s it and looks up
+// the few ILP64 CBLAS/LAPACKE entry points it needs. That gives NumPy's speed with NumPy's thread pool
+// (no second OpenBLAS pool in the process, see shared/perf-notes.md) and no dependency beyond numpy.
+// Where no such library is found, or LINDIFF_BLAS=eigen is set, Eigen's own kernels are used: the
+// results are the same to rounding, only slower.
+#pragma once
+#include <string>
+
+#include "lindiff/types.hpp"
+
+namespace lindiff::blas {
+
+struct Info {
+  bool loaded = false;     // true when the external BLAS/LAPACK is in use
+  std::string path;        // the library that was loaded
+  std::string symbols;     // the symbol naming scheme that matched
+  std::string config;      // openblas_get_config(), when available
+};
+
+// Try to use the library at `path`. Returns true on success; on failure the Eigen provider stays.
+bool load(const std::string& path);
+// Go back to the Eigen provider.
+void unload();
+Info info();
+bool available();
+
+// C (d×d, lower triangle) = alpha * Aᵀ A + beta * C, A (k×d) row-major with row stride lda.
+// Only the lower triangle of C is referenced and written. `threads` <= 0 keeps the BLAS default.
+void syrk_ata(const double* A, Index k, Index d, Index lda, double alpha, double beta, Matrix& C,
+              int threads);
+// G (k×k, lower triangle) = A Aᵀ for row-major A (k×d).
+void syrk_aat(const double* A, Index k, Index d, Index lda, Matrix& G, int threads);
+// C = alpha * op(A) op(B) + beta * C for column-major Eigen matrices.
+void gemm(bool transA, bool transB, double alpha, const Matrix& A, const Matrix& B, double beta,
+          Matrix& C, int threads);
+// Symmetric eigendecomposition of the lower triangle of S (overwritten by eigenvectors, in columns),
+// eigenvalues ascending in w.
+void syevd(Matrix& S, Vector& w, int threads);
+// Full orthogonal Q (n×n) from a QR factorisation of the n×k matrix A (k <= n): the first k columns
+// span range(A), the others its orthogonal complement.
+Matrix complete_basis(const Matrix& A, int threads);
+
+// Copy the lower triangle of C to the upper one.
+void symmetrize_lower(Matrix& C);
+
+}  // namespace lindiff::blas

@@ -1,0 +1,32 @@
+// Empirical first and second moments of a data set, computed stably.
+//
+// The scatter matrix Σ (x−μ̂)(x−μ̂)ᵀ is accumulated by the two-pass method: the column means first,
+// then the centred rows, chunk by chunk, through a symmetric rank-k update. Data with a large offset
+// (mean 1e6, unit variance) therefore lose nothing to cancellation, unlike Σ xxᵀ − N μ̂μ̂ᵀ.
+// Partial results are merged with Chan, Golub & LeVeque's pairwise update (in Python, O(d²)).
+#pragma once
+#include "lindiff/types.hpp"
+
+namespace lindiff {
+
+// Column means of X. Rows are summed in fixed blocks whose partial sums are added in block order,
+// so the result is identical for any number of workers.
+Vector column_mean(const StridedRef& X, int workers);
+
+// Σ_i (x_i − mean)(x_i − mean)ᵀ as a full symmetric d×d matrix. Rows are centred into a buffer of
+// at most `chunk_rows` rows at a time (0 chooses about 32 MB), then added by a rank-k update.
+Matrix centred_scatter(const StridedRef& X, const Vector& mean, int workers, Index chunk_rows = 0);
+
+// X − mean as a new row-major matrix (the factor F with FᵀF = scatter, used by the dual route).
+RowMatrix centred_rows(const StridedRef& X, const Vector& mean, int workers);
+
+// FᵀF for a row-major factor F (full symmetric).
+Matrix gram_of_factor_t(const ConstRowRef& F, int workers);
+
+// Wishart draw by the Bartlett decomposition: given L (d×d, Σ = L Lᵀ), the Bartlett factor's
+// diagonal c (c_i² ~ χ²_{ν−i}, i = 0..d−1) and its strictly lower part z (row-major d×d, only the
+// strict lower triangle read), returns A = L B Bᵀ Lᵀ ~ W_d(Σ, ν).
+Matrix bartlett_scatter(const Eigen::Ref<const Matrix>& L, const Eigen::Ref<const Vector>& c,
+                        const ConstRowRef& z, int workers);
+
+}  // namespace lindiff

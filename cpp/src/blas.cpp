@@ -1,0 +1,232 @@
+#include "lindiff/blas.hpp"
+
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+
+#include "lindiff/parallel.hpp"
+
+namespace lindiff::blas {
+namespace {
+
+using blasint = std::int64_t;  // ILP64: numpy's bundled OpenBLAS is scipy-openblas64
+constexpr int kRowMajor = 101, kColMajor = 102, kNoTrans = 111, kTrans = 112, kLower = 122;
+constexpr int kLapackColMajor = 102;
+
+using syrk_t = void (*)(int, int, int, blasint, blasint, double, const double*, blasint, double,
+                        double*, blasint);
+using gemm_t = void (*)(int, int, int, blasint, blasint, blasint, double, const double*, blasint,
+                        const double*, blasint, double, double*, blasint);
+using syevd_t = blasint (*)(int, char, char, blasint, double*, blasint, double*);
+using geqrf_t = blasint (*)(int, blasint, blasint, double*, blasint, double*);
+using orgqr_t = blasint (*)(int, blasint, blasint, blasint, double*, blasint, const double*);
+using set_local_t = int (*)(int);
+using get_config_t = const char* (*)();
+
+struct Provider {
+  void* handle = nullptr;
+  syrk_t syrk = nullptr;
+  gemm_t gemm = nullptr;
+  syevd_t syevd = nullptr;
+  geqrf_t geqrf = nullptr;
+  orgqr_t orgqr = nullptr;
+  set_local_t set_local = nullptr;
+  Info info;
+};
+
+Provider g_provider;
+std::mutex g_mutex;
+
+// Symbol naming schemes for ILP64 builds: scipy-openblas64 (numpy wheels) and plain OpenBLAS ILP64.
+struct Scheme {
+  const char* name;
+  const char* prefix;
+  const char* cblas_suffix;
+  const char* lapacke_suffix;
+  const char* other_suffix;
+};
+constexpr Scheme kSchemes[] = {
+    {"scipy_openblas64", "scipy_", "64_", "64_", "64_"},
+    {"openblas64_", "", "64_", "64_", "64_"},
+};
+
+void* sym(void* h, const std::string& name) { return dlsym(h, name.c_str()); }
+
+// Sets OpenBLAS's thread count for calls made from this thread, and restores it on scope exit.
+class LocalThreads {
+ public:
+  explicit LocalThreads(int threads) {
+    if (threads > 0 && g_provider.set_local) {
+      old_ = g_provider.set_local(threads);
+      active_ = true;
+    }
+  }
+  ~LocalThreads() {
+    if (active_) g_provider.set_local(old_);
+  }
+  LocalThreads(const LocalThreads&) = delete;
+  LocalThreads& operator=(const LocalThreads&) = delete;
+
+ private:
+  int old_ = 0;
+  bool active_ = false;
+};
+
+void check_info(blasint info, const char* what) {
+  if (info != 0)
+    throw std::runtime_error(std::string(what) + " failed (LAPACK info = " + std::to_string(info) +
+                             ")");
+}
+
+}  // namespace
+
+bool load(const std::string& path) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!h) return false;
+  for (const auto& s : kSchemes) {
+    const std::string p = s.prefix;
+    Provider cand;
+    cand.handle = h;
+    cand.syrk = reinterpret_cast<syrk_t>(sym(h, p + "cblas_dsyrk" + s.cblas_suffix));
+    cand.gemm = reinterpret_cast<gemm_t>(sym(h, p + "cblas_dgemm" + s.cblas_suffix));
+    cand.syevd = reinterpret_cast<syevd_t>(sym(h, p + "LAPACKE_dsyevd" + s.lapacke_suffix));
+    cand.geqrf = reinterpret_cast<geqrf_t>(sym(h, p + "LAPACKE_dgeqrf" + s.lapacke_suffix));
+    cand.orgqr = reinterpret_cast<orgqr_t>(sym(h, p + "LAPACKE_dorgqr" + s.lapacke_suffix));
+    if (!(cand.syrk && cand.gemm && cand.syevd && cand.geqrf && cand.orgqr)) continue;
+    cand.set_local = reinterpret_cast<set_local_t>(sym(h, "openblas_set_num_threads_local"));
+    auto cfg = reinterpret_cast<get_config_t>(sym(h, p + "openblas_get_config" + s.other_suffix));
+    if (!cfg) cfg = reinterpret_cast<get_config_t>(sym(h, p + "openblas_get_config"));
+    cand.info.loaded = true;
+    cand.info.path = path;
+    cand.info.symbols = s.name;
+    cand.info.config = cfg ? cfg() : "";
+    if (g_provider.handle && g_provider.handle != h) dlclose(g_provider.handle);
+    g_provider = cand;
+    return true;
+  }
+  dlclose(h);
+  return false;
+}
+
+void unload() {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  if (g_provider.handle) dlclose(g_provider.handle);
+  g_provider = Provider{};
+}
+
+Info info() { return g_provider.info; }
+bool available() { return g_provider.info.loaded; }
+
+void symmetrize_lower(Matrix& C) {
+  C.triangularView<Eigen::StrictlyUpper>() = C.transpose();
+}
+
+void syrk_ata(const double* A, Index k, Index d, Index lda, double alpha, double beta, Matrix& C,
+              int threads) {
+  if (k == 0) {
+    if (beta != 1.0) C.triangularView<Eigen::Lower>() *= beta;
+    return;
+  }
+  if (available()) {
+    LocalThreads lt(threads);
+    // Row-major A (k×d) is column-major Aᵀ (d×k); C = Aᵀ A is then "NoTrans" on column-major Aᵀ.
+    g_provider.syrk(kColMajor, kLower, kNoTrans, d, k, alpha, A, lda, beta, C.data(), C.rows());
+    return;
+  }
+  using Map = Eigen::Map<const RowMatrix, 0, Eigen::OuterStride<>>;
+  Map a(A, k, d, Eigen::OuterStride<>(lda));
+  // Column panels of the lower triangle are independent: C[j:, j:j+nb] = A[:, j:]ᵀ A[:, j:j+nb].
+  // Each panel is one GEMM of a fixed shape, so the result does not depend on the thread count.
+  const Index nb = 64;
+  const Index panels = (d + nb - 1) / nb;
+  parallel_for(panels, std::max(threads, 1), [&](Index p) {
+    const Index j = p * nb, w = std::min(nb, d - j);
+    auto block = C.block(j, j, d - j, w);
+    if (beta == 0.0)
+      block.noalias() = alpha * a.rightCols(d - j).transpose() * a.middleCols(j, w);
+    else {
+      block *= beta;
+      block.noalias() += alpha * a.rightCols(d - j).transpose() * a.middleCols(j, w);
+    }
+  });
+}
+
+void syrk_aat(const double* A, Index k, Index d, Index lda, Matrix& G, int threads) {
+  G.resize(k, k);
+  if (available()) {
+    LocalThreads lt(threads);
+    // Row-major A (k×d) is column-major Aᵀ (d×k); G = A Aᵀ = (Aᵀ)ᵀ(Aᵀ) is "Trans".
+    g_provider.syrk(kColMajor, kLower, kTrans, k, d, 1.0, A, lda, 0.0, G.data(), k);
+    return;
+  }
+  using Map = Eigen::Map<const RowMatrix, 0, Eigen::OuterStride<>>;
+  Map a(A, k, d, Eigen::OuterStride<>(lda));
+  const Index nb = 64;
+  const Index panels = (k + nb - 1) / nb;
+  parallel_for(panels, std::max(threads, 1), [&](Index p) {
+    const Index j = p * nb, w = std::min(nb, k - j);
+    G.block(j, j, k - j, w).noalias() = a.bottomRows(k - j) * a.middleRows(j, w).transpose();
+  });
+}
+
+void gemm(bool transA, bool transB, double alpha, const Matrix& A, const Matrix& B, double beta,
+          Matrix& C, int threads) {
+  const Index m = transA ? A.cols() : A.rows();
+  const Index kk = transA ? A.rows() : A.cols();
+  const Index n = transB ? B.rows() : B.cols();
+  if ((transB ? B.cols() : B.rows()) != kk) throw std::invalid_argument("gemm: inner dimensions differ");
+  if (beta == 0.0) C.resize(m, n);
+  if (C.rows() != m || C.cols() != n) throw std::invalid_argument("gemm: output has the wrong shape");
+  if (m == 0 || n == 0) return;
+  if (available() && kk > 0) {
+    LocalThreads lt(threads);
+    g_provider.gemm(kColMajor, transA ? kTrans : kNoTrans, transB ? kTrans : kNoTrans, m, n, kk,
+                    alpha, A.data(), A.rows(), B.data(), B.rows(), beta, C.data(), C.rows());
+    return;
+  }
+  if (beta == 0.0) C.setZero(); else C *= beta;
+  if (kk == 0) return;
+  if (transA && transB) C.noalias() += alpha * A.transpose() * B.transpose();
+  else if (transA) C.noalias() += alpha * A.transpose() * B;
+  else if (transB) C.noalias() += alpha * A * B.transpose();
+  else C.noalias() += alpha * A * B;
+}
+
+void syevd(Matrix& S, Vector& w, int threads) {
+  const Index n = S.rows();
+  w.resize(n);
+  if (n == 0) return;
+  if (available()) {
+    LocalThreads lt(threads);
+    check_info(g_provider.syevd(kLapackColMajor, 'V', 'L', n, S.data(), n, w.data()), "dsyevd");
+    return;
+  }
+  Eigen::SelfAdjointEigenSolver<Matrix> es(S);  // reads the lower triangle
+  if (es.info() != Eigen::Success) throw std::runtime_error("eigendecomposition did not converge");
+  w = es.eigenvalues();
+  S = es.eigenvectors();
+}
+
+Matrix complete_basis(const Matrix& A, int threads) {
+  const Index n = A.rows(), k = A.cols();
+  if (k > n) throw std::invalid_argument("complete_basis: more columns than rows");
+  if (available() && k > 0) {
+    Matrix Q(n, n);
+    Q.leftCols(k) = A;
+    Q.rightCols(n - k).setZero();
+    Vector tau(k);
+    LocalThreads lt(threads);
+    check_info(g_provider.geqrf(kLapackColMajor, n, k, Q.data(), n, tau.data()), "dgeqrf");
+    check_info(g_provider.orgqr(kLapackColMajor, n, n, k, Q.data(), n, tau.data()), "dorgqr");
+    return Q;
+  }
+  Eigen::HouseholderQR<Matrix> qr(A);
+  Matrix Q = qr.householderQ();
+  return Q;
+}
+
+}  // namespace lindiff::blas

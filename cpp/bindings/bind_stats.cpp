@@ -38,13 +38,13 @@ void bind_stats(py::module_& m) {
       py::arg("F"), py::arg("workers"));
   m.def(
       "bartlett_scatter",
-      [](const Eigen::Ref<const Matrix>& L, const Eigen::Ref<const Vector>& c, const ConstRowRef& z,
-         int workers) {
+      [](const Eigen::Ref<const Vector>& sqrt_lambda, const Eigen::Ref<const Matrix>& V,
+         const Eigen::Ref<const Vector>& c, const ConstRowRef& z, int workers) {
         check_workers(workers);
         py::gil_scoped_release release;
-        return bartlett_scatter(L, c, z, workers);
+        return bartlett_scatter(sqrt_lambda, V, c, z, workers);
       },
-      py::arg("L"), py::arg("c"), py::arg("z"), py::arg("workers"));
+      py::arg("sqrt_lambda"), py::arg("V"), py::arg("c"), py::arg("z"), py::arg("workers"));
 }
 
 }  // namespace lindiff::bindings

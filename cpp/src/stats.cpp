@@ -79,18 +79,23 @@ Matrix gram_of_factor_t(const ConstRowRef& F, int workers) {
   return C;
 }
 
-Matrix bartlett_scatter(const Eigen::Ref<const Matrix>& L, const Eigen::Ref<const Vector>& c,
-                        const ConstRowRef& z, int workers) {
-  const Index d = L.rows();
-  if (L.cols() != d || c.size() != d || z.rows() != d || z.cols() != d)
-    throw std::invalid_argument("bartlett_scatter: shapes of L, c and z do not agree");
-  Matrix B = Matrix::Zero(d, d);
+Matrix bartlett_scatter(const Eigen::Ref<const Vector>& sqrt_lambda, const Eigen::Ref<const Matrix>& V,
+                        const Eigen::Ref<const Vector>& c, const ConstRowRef& z, int workers) {
+  const Index d = sqrt_lambda.size();
+  const bool identity = V.size() == 0;
+  if ((!identity && (V.rows() != d || V.cols() != d)) || c.size() != d || z.rows() != d || z.cols() != d)
+    throw std::invalid_argument("bartlett_scatter: shapes of sqrt_lambda, V, c and z do not agree");
+  // M = diag(√λ) B, then (if V is given) M ← V M.
+  Matrix M = Matrix::Zero(d, d);
   for (Index j = 0; j < d; ++j) {
-    B(j, j) = c(j);
-    for (Index i = j + 1; i < d; ++i) B(i, j) = z(i, j);
+    M(j, j) = sqrt_lambda(j) * c(j);
+    for (Index i = j + 1; i < d; ++i) M(i, j) = sqrt_lambda(i) * z(i, j);
   }
-  Matrix M;
-  blas::gemm(false, false, 1.0, Matrix(L), B, 0.0, M, workers);  // M = L B
+  if (!identity) {
+    Matrix VM;
+    blas::gemm(false, false, 1.0, Matrix(V), M, 0.0, VM, workers);
+    M.swap(VM);
+  }
   // A = M Mᵀ: M is column-major d×d, i.e. row-major Mᵀ; syrk_ata on row-major Mᵀ gives M Mᵀ.
   Matrix A = Matrix::Zero(d, d);
   blas::syrk_ata(M.data(), d, d, d, 1.0, 0.0, A, workers);

@@ -23,10 +23,11 @@ RowMatrix centred_rows(const StridedRef& X, const Vector& mean, int workers);
 // FᵀF for a row-major factor F (full symmetric).
 Matrix gram_of_factor_t(const ConstRowRef& F, int workers);
 
-// Wishart draw by the Bartlett decomposition: given L (d×d, Σ = L Lᵀ), the Bartlett factor's
-// diagonal c (c_i² ~ χ²_{ν−i}, i = 0..d−1) and its strictly lower part z (row-major d×d, only the
-// strict lower triangle read), returns A = L B Bᵀ Lᵀ ~ W_d(Σ, ν).
-Matrix bartlett_scatter(const Eigen::Ref<const Matrix>& L, const Eigen::Ref<const Vector>& c,
-                        const ConstRowRef& z, int workers);
+// Wishart draw by the Bartlett decomposition. With Σ = V diag(λ) Vᵀ and L = V diag(√λ), the
+// Bartlett factor B (lower triangular, diagonal c with c_i² ~ χ²_{ν−i}, i = 0..d−1, strictly lower
+// part z: row-major d×d of which only the strict lower triangle is read) gives
+// A = L B Bᵀ Lᵀ ~ W_d(Σ, ν). An empty V means the standard basis (V = I, no d³ product).
+Matrix bartlett_scatter(const Eigen::Ref<const Vector>& sqrt_lambda, const Eigen::Ref<const Matrix>& V,
+                        const Eigen::Ref<const Vector>& c, const ConstRowRef& z, int workers);
 
 }  // namespace lindiff

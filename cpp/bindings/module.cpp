@@ -14,4 +14,5 @@ PYBIND11_MODULE(_core, m) {
 #endif
   lindiff::bindings::bind_linalg(m);
   lindiff::bindings::bind_stats(m);
+  lindiff::bindings::bind_model(m);
 }

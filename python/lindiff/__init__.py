@@ -8,6 +8,18 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from ._backend import show_config, use_blas
+from . import theory
+from .gaussian import Gaussian
+from .measures import gaussian_fit_kl, kl_divergence, kl_pair, wasserstein2
+from .model import (
+    GridResult,
+    LinearDiffusion,
+    OptimumResult,
+    evaluate_grid,
+    optimal_ridge,
+    optimal_stopping,
+)
+from .schedule import Schedule
 from .stats import EmpiricalStats
 from .targets import GaussianTarget
 
@@ -16,4 +28,23 @@ try:
 except PackageNotFoundError:  # pragma: no cover
     __version__ = "0+unknown"
 
-__all__ = ["EmpiricalStats", "GaussianTarget", "__version__", "show_config", "use_blas"]
+__all__ = [
+    "EmpiricalStats",
+    "Gaussian",
+    "GaussianTarget",
+    "GridResult",
+    "LinearDiffusion",
+    "OptimumResult",
+    "Schedule",
+    "__version__",
+    "evaluate_grid",
+    "gaussian_fit_kl",
+    "kl_divergence",
+    "kl_pair",
+    "optimal_ridge",
+    "optimal_stopping",
+    "show_config",
+    "theory",
+    "use_blas",
+    "wasserstein2",
+]

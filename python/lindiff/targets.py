@@ -7,67 +7,21 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from ._validation import RNGLike, as_int, as_rng, as_square, as_vector, resolve_workers
+from ._validation import RNGLike, as_int, as_rng, resolve_workers
+from .gaussian import Gaussian
 from .stats import EmpiricalStats
 
 __all__ = ["GaussianTarget"]
 
 
-class GaussianTarget:
-    """A Gaussian target N(μ, Σ), held in eigen form Σ = V diag(λ) Vᵀ.
+class GaussianTarget(Gaussian):
+    """A Gaussian target N(μ, Σ) with a positive-definite Σ, held in eigen form Σ = V diag(λ) Vᵀ.
 
-    Parameters
-    ----------
-    mean : array_like, shape (d,)
-    cov : array_like, shape (d, d), optional
-        Symmetric positive-definite covariance. Give either ``cov`` or ``eigvals`` (with optional
-        ``eigvecs``; omitted means the standard basis).
-    eigvals : array_like, shape (d,), optional
-        Positive eigenvalues; they are stored in descending order.
-    eigvecs : array_like, shape (d, d), optional
-        Orthonormal eigenvectors (columns) matching ``eigvals``.
+    Parameters are those of :class:`lindiff.Gaussian`; ``cov`` (or ``eigvals``) must be positive
+    definite.
     """
 
-    def __init__(
-        self,
-        mean: Any,
-        cov: Any = None,
-        *,
-        eigvals: Any = None,
-        eigvecs: Any = None,
-    ) -> None:
-        mu = as_vector(mean, "mean")
-        d = mu.shape[0]
-        if d < 1:
-            raise ValueError("d must be >= 1")
-        if (cov is None) == (eigvals is None):
-            raise ValueError("give exactly one of cov or eigvals")
-        if cov is not None:
-            c = as_square(cov, "cov", d)
-            lam, vec = np.linalg.eigh(c)
-            lam, vec = lam[::-1].copy(), vec[:, ::-1].copy()
-            if lam[-1] <= 0:
-                raise ValueError(
-                    f"cov is not positive definite (smallest eigenvalue {lam[-1]:.3g})"
-                )
-        else:
-            lam = as_vector(eigvals, "eigvals", d)
-            if (lam <= 0).any():
-                raise ValueError("eigvals must all be > 0 (a Gaussian target needs a positive-definite cov)")
-            order = np.argsort(-lam, kind="stable")
-            lam = lam[order]
-            if eigvecs is None:
-                vec = None if np.all(order == np.arange(d)) else np.eye(d)[:, order]
-            else:
-                v = as_square(eigvecs, "eigvecs", d, symmetric=False)
-                if not np.allclose(v.T @ v, np.eye(d), atol=1e-8):
-                    raise ValueError("eigvecs are not orthonormal")
-                vec = v[:, order].copy()
-        self._mean = mu.copy()
-        self._eigvals = lam
-        self._eigvecs = vec  # None: the standard basis
-        self._mean.flags.writeable = False
-        self._eigvals.flags.writeable = False
+    _allow_singular = False
 
     @classmethod
     def power_law(
@@ -119,55 +73,6 @@ class GaussianTarget:
         else:
             vec = rotation
         return cls(mu, eigvals=lam, eigvecs=vec)
-
-    # ------------------------------------------------------------------ properties
-    @property
-    def d(self) -> int:
-        return int(self._mean.shape[0])
-
-    @property
-    def mean(self) -> np.ndarray:
-        return self._mean
-
-    @property
-    def eigvals(self) -> np.ndarray:
-        """Eigenvalues λ, descending."""
-        return self._eigvals
-
-    @property
-    def eigvecs(self) -> np.ndarray:
-        """Eigenvectors V (columns), d×d."""
-        return np.eye(self.d) if self._eigvecs is None else self._eigvecs
-
-    @property
-    def is_axis_aligned(self) -> bool:
-        """True when the eigenvectors are the standard basis (no d×d rotation is stored)."""
-        return self._eigvecs is None
-
-    @property
-    def cov(self) -> np.ndarray:
-        """Σ = V diag(λ) Vᵀ, built on request."""
-        if self._eigvecs is None:
-            return np.diag(self._eigvals)
-        v = self._eigvecs
-        return (v * self._eigvals) @ v.T
-
-    def __repr__(self) -> str:
-        basis = "standard basis" if self._eigvecs is None else "rotated"
-        return f"GaussianTarget(d={self.d}, tr={self._eigvals.sum():.4g}, {basis})"
-
-    # ------------------------------------------------------------------ sampling
-    def _transform(self, z: np.ndarray) -> np.ndarray:
-        """μ + z diag(√λ) Vᵀ for rows z ~ N(0, I)."""
-        y = z * np.sqrt(self._eigvals)
-        if self._eigvecs is not None:
-            y = y @ self._eigvecs.T
-        return y + self._mean
-
-    def sample(self, n: int, *, rng: RNGLike = None) -> np.ndarray:
-        """Draw n i.i.d. points, shape (n, d). Uses ``rng.standard_normal`` (PCG64 by default)."""
-        n = as_int(n, "n", 1)
-        return self._transform(as_rng(rng).standard_normal((n, self.d)))
 
     def empirical_stats(
         self,

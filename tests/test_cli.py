@@ -1,0 +1,39 @@
+"""The command line: the README's main job end to end on a tiny grid, and user errors."""
+
+import numpy as np
+import pytest
+
+from lindiff import cli
+
+
+def test_demo_runs_end_to_end(tmp_path, capsys):
+    out = tmp_path / "demo.png"
+    assert cli.main(["demo", "--d", "8", "--seeds", "2", "--T", "50", "--out", str(out), "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "Transition (k=0)" in text and "(d²+3d)/(4N)" in text
+    assert out.exists() and out.stat().st_size > 10_000
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_demo_sweep_reproduces_the_large_n_law():
+    # Independent of the table formatting: excess KL × 4N/(d²+3d) → 1 at the largest N.
+    # T = 1000: with the paper schedule a short chain is not yet the ideal sampler N(μ̂, Σ̂).
+    res = cli.demo_sweep(d=10, ks=(0.0,), ratios=(0.5, 2000.0), seeds=16, T=1000)
+    d, N = 10, res["N"][-1]
+    excess = res["kl"][0, -1].mean() - res["kl_opt"][0]
+    assert excess * 4 * N / (d * d + 3 * d) == pytest.approx(1.0, abs=0.15)
+    # and memorisation below N = d: the γ = 0 KL dwarfs the optimal-ridge KL
+    assert np.all(res["kl"][0, 0] > 10 * res["kl_ridge"][0, 0])
+
+
+@pytest.mark.parametrize("args", [["--d", "1"], ["--seeds", "0"], ["--T", "0"]])
+def test_demo_user_errors_are_one_line_exit_2(args, capsys):
+    assert cli.main(["demo", *args, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("lindiff: error:")
+
+
+def test_unknown_subcommand_exits_2():
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["nope"])
+    assert exc.value.code == 2

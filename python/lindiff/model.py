@@ -52,6 +52,10 @@ _OPTIMUM, _FLOW, _GD = 0, 1, 2
 def _sigma2(schedule: Schedule, sampler: str, sigma: str, final_noise: bool) -> np.ndarray:
     if sampler not in ("ddpm", "ddim"):
         raise ValueError(f"sampler must be 'ddpm' or 'ddim', got {sampler!r}")
+    if sigma not in ("beta", "beta_tilde"):
+        raise ValueError(f"sigma must be 'beta' or 'beta_tilde', got {sigma!r}")
+    if not isinstance(final_noise, (bool, np.bool_)):
+        raise TypeError("final_noise must be True or False")
     if sampler == "ddim":
         return np.zeros(schedule.T)
     if sigma == "beta":
@@ -332,6 +336,54 @@ class LinearDiffusion:
         mean = self._U @ (gain[0] * self._mu_hat_c)
         return Gaussian(mean, eigvals=var[0], eigvecs=self._U)
 
+    def sample(
+        self,
+        n: int,
+        *,
+        rng: Any = None,
+        workers: int | None = None,
+        method: Literal["eigen", "dense", "exact"] = "eigen",
+        sampler: SamplerChoice = "ddpm",
+        sigma: SigmaChoice = "beta",
+        final_noise: bool = True,
+        return_trajectory: bool = False,
+        trajectory_steps: Sequence[int] | None = None,
+        _noise: Any = None,
+    ) -> Any:
+        """Draw n samples from the model's reverse chain (theory.md §4), shape (n, d).
+
+        Parameters
+        ----------
+        n : int
+            Number of samples (>= 1).
+        rng : int, Generator or None
+            Seeds the compiled generator (xoshiro256++ with Box–Muller, one stream per block of 256
+            samples, seeds from ``numpy.random.SeedSequence``; see :mod:`lindiff.sampling`). The
+            same ``rng`` gives bit-identical samples for any ``workers``.
+        workers : int or None
+            Threads; None uses the model's setting (-1: all cores).
+        method : {"eigen", "dense", "exact"}
+            "eigen": the chain in the eigenbasis U (O(n·T·d)); "dense": the chain with the dense
+            W_t (builds T·d²·8 bytes, refused above ``lindiff.sampling.DENSE_MEMORY_LIMIT``);
+            "exact": i.i.d. draws from :meth:`sampling_distribution` (no trajectory).
+        sampler, sigma, final_noise
+            As in :meth:`sampling_distribution`.
+        return_trajectory : bool
+            Also return the states u_t at ``trajectory_steps`` (only those are stored).
+        trajectory_steps : sequence of int in 0..T, optional
+            Default: 11 evenly spaced steps from T to 0.
+
+        Returns
+        -------
+        samples : ndarray (n, d)
+            Or, with ``return_trajectory``, a tuple (samples, trajectory (len(steps), n, d), steps).
+        """
+        from .sampling import sample_model
+
+        return sample_model(self, n, rng=rng, workers=workers, method=method, sampler=sampler, sigma=sigma,
+                            final_noise=final_noise, return_trajectory=return_trajectory,
+                            trajectory_steps=trajectory_steps, _noise=_noise)
+
     def kl(
         self,
         target: Gaussian,
@@ -451,7 +503,7 @@ def evaluate_grid(
         if train_time is not None:
             raise ValueError("give train_time or steps, not both")
         times = np.atleast_1d(np.asarray(steps))
-        trainings = [_training(None, learning_rate, int(n), init) for n in times]
+        trainings = [_training(None, learning_rate, n, init) for n in times.tolist()]
     else:
         times = np.atleast_1d(np.asarray(np.inf if train_time is None else train_time, dtype=float))
         trainings = [_training(float(t), learning_rate, None, init) for t in times]

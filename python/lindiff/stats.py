@@ -75,6 +75,7 @@ class EmpiricalStats:
         self._factor: np.ndarray | None = None
         self._spectrum: _Spectrum | None = None
         self._full_vectors: np.ndarray | None = None
+        self._from_given_moments = False
         if X is not None:
             self.partial_fit(X, workers=workers)
 
@@ -106,7 +107,9 @@ class EmpiricalStats:
         n = as_int(n, "n", 1 + ddof)
         m = as_vector(mean, "mean")
         c = as_square(cov, "cov", m.shape[0])
-        return cls._from_parts(n, m.copy(), scatter=c * (n - ddof), ddof=ddof)
+        out = cls._from_parts(n, m.copy(), scatter=c * (n - ddof), ddof=ddof)
+        out._from_given_moments = True  # the given cov is trusted: no rank bound from n
+        return out
 
     @classmethod
     def _of_block(cls, X: np.ndarray, ddof: int, workers: int) -> EmpiricalStats:
@@ -160,7 +163,9 @@ class EmpiricalStats:
                 return self._from_parts(n, mean, factor=factor, ddof=self._ddof)
         scatter = self._dense_scatter(w) + other._dense_scatter(w)
         scatter += np.outer(corr, corr)
-        return self._from_parts(n, mean, scatter=scatter, ddof=self._ddof)
+        out = self._from_parts(n, mean, scatter=scatter, ddof=self._ddof)
+        out._from_given_moments = self._from_given_moments or other._from_given_moments
+        return out
 
     @classmethod
     def prefixes(
@@ -199,6 +204,7 @@ class EmpiricalStats:
         c = self._from_parts(self._n, self._mean, scatter=self._scatter, factor=self._factor,  # type: ignore[arg-type]
                              ddof=self._ddof)
         c._spectrum, c._full_vectors = self._spectrum, self._full_vectors
+        c._from_given_moments = self._from_given_moments
         return c
 
     # ------------------------------------------------------------------ moments
@@ -254,7 +260,12 @@ class EmpiricalStats:
 
     @property
     def rank_bound(self) -> int:
-        """min(d, N−1): the covariance of N points has at most this many nonzero eigenvalues."""
+        """min(d, N−1): the covariance of N points has at most this many nonzero eigenvalues.
+
+        Statistics built by :meth:`from_moments` trust the given covariance instead (bound d).
+        """
+        if self._from_given_moments:
+            return self.d
         return min(self.d, self._n - 1)
 
     @property

@@ -6,28 +6,28 @@ namespace lindiff::bindings {
 void bind_stats(py::module_& m) {
   m.def(
       "column_mean",
-      [](const StridedRef& X, int workers) {
+      [](const StridedRef& X, const Vector& shift, int workers) {
         check_workers(workers);
         py::gil_scoped_release release;
-        return column_mean(X, workers);
+        return column_mean(X, shift, workers);
       },
-      py::arg("X"), py::arg("workers"));
+      py::arg("X"), py::arg("shift"), py::arg("workers"));
   m.def(
       "centred_scatter",
-      [](const StridedRef& X, const Vector& mean, int workers, Index chunk_rows) {
+      [](const StridedRef& X, const Vector& shift, const Vector& mean, int workers, Index chunk_rows) {
         check_workers(workers);
         py::gil_scoped_release release;
-        return centred_scatter(X, mean, workers, chunk_rows);
+        return centred_scatter(X, shift, mean, workers, chunk_rows);
       },
-      py::arg("X"), py::arg("mean"), py::arg("workers"), py::arg("chunk_rows") = 0);
+      py::arg("X"), py::arg("shift"), py::arg("mean"), py::arg("workers"), py::arg("chunk_rows") = 0);
   m.def(
       "centred_rows",
-      [](const StridedRef& X, const Vector& mean, int workers) {
+      [](const StridedRef& X, const Vector& shift, const Vector& mean, int workers) {
         check_workers(workers);
         py::gil_scoped_release release;
-        return centred_rows(X, mean, workers);
+        return centred_rows(X, shift, mean, workers);
       },
-      py::arg("X"), py::arg("mean"), py::arg("workers"));
+      py::arg("X"), py::arg("shift"), py::arg("mean"), py::arg("workers"));
   m.def(
       "factor_scatter",
       [](const ConstRowRef& F, int workers) {

@@ -23,7 +23,6 @@ using gemm_t = void (*)(int, int, int, blasint, blasint, blasint, double, const 
 using syevd_t = blasint (*)(int, char, char, blasint, double*, blasint, double*);
 using geqrf_t = blasint (*)(int, blasint, blasint, double*, blasint, double*);
 using orgqr_t = blasint (*)(int, blasint, blasint, blasint, double*, blasint, const double*);
-using set_local_t = int (*)(int);
 using get_config_t = const char* (*)();
 
 struct Provider {
@@ -33,7 +32,6 @@ struct Provider {
   syevd_t syevd = nullptr;
   geqrf_t geqrf = nullptr;
   orgqr_t orgqr = nullptr;
-  set_local_t set_local = nullptr;
   Info info;
 };
 
@@ -54,26 +52,6 @@ constexpr Scheme kSchemes[] = {
 };
 
 void* sym(void* h, const std::string& name) { return dlsym(h, name.c_str()); }
-
-// Sets OpenBLAS's thread count for calls made from this thread, and restores it on scope exit.
-class LocalThreads {
- public:
-  explicit LocalThreads(int threads) {
-    if (threads > 0 && g_provider.set_local) {
-      old_ = g_provider.set_local(threads);
-      active_ = true;
-    }
-  }
-  ~LocalThreads() {
-    if (active_) g_provider.set_local(old_);
-  }
-  LocalThreads(const LocalThreads&) = delete;
-  LocalThreads& operator=(const LocalThreads&) = delete;
-
- private:
-  int old_ = 0;
-  bool active_ = false;
-};
 
 void check_info(blasint info, const char* what) {
   if (info != 0)
@@ -97,7 +75,6 @@ bool load(const std::string& path) {
     cand.geqrf = reinterpret_cast<geqrf_t>(sym(h, p + "LAPACKE_dgeqrf" + s.lapacke_suffix));
     cand.orgqr = reinterpret_cast<orgqr_t>(sym(h, p + "LAPACKE_dorgqr" + s.lapacke_suffix));
     if (!(cand.syrk && cand.gemm && cand.syevd && cand.geqrf && cand.orgqr)) continue;
-    cand.set_local = reinterpret_cast<set_local_t>(sym(h, "openblas_set_num_threads_local"));
     auto cfg = reinterpret_cast<get_config_t>(sym(h, p + "openblas_get_config" + s.other_suffix));
     if (!cfg) cfg = reinterpret_cast<get_config_t>(sym(h, p + "openblas_get_config"));
     cand.info.loaded = true;
@@ -132,7 +109,6 @@ void syrk_ata(const double* A, Index k, Index d, Index lda, double alpha, double
     return;
   }
   if (available()) {
-    LocalThreads lt(threads);
     // Row-major A (k×d) is column-major Aᵀ (d×k); C = Aᵀ A is then "NoTrans" on column-major Aᵀ.
     g_provider.syrk(kColMajor, kLower, kNoTrans, d, k, alpha, A, lda, beta, C.data(), C.rows());
     return;
@@ -158,7 +134,6 @@ void syrk_ata(const double* A, Index k, Index d, Index lda, double alpha, double
 void syrk_aat(const double* A, Index k, Index d, Index lda, Matrix& G, int threads) {
   G.resize(k, k);
   if (available()) {
-    LocalThreads lt(threads);
     // Row-major A (k×d) is column-major Aᵀ (d×k); G = A Aᵀ = (Aᵀ)ᵀ(Aᵀ) is "Trans".
     g_provider.syrk(kColMajor, kLower, kTrans, k, d, 1.0, A, lda, 0.0, G.data(), k);
     return;
@@ -183,7 +158,6 @@ void gemm(bool transA, bool transB, double alpha, const Matrix& A, const Matrix&
   if (C.rows() != m || C.cols() != n) throw std::invalid_argument("gemm: output has the wrong shape");
   if (m == 0 || n == 0) return;
   if (available() && kk > 0) {
-    LocalThreads lt(threads);
     g_provider.gemm(kColMajor, transA ? kTrans : kNoTrans, transB ? kTrans : kNoTrans, m, n, kk,
                     alpha, A.data(), A.rows(), B.data(), B.rows(), beta, C.data(), C.rows());
     return;
@@ -201,7 +175,6 @@ void syevd(Matrix& S, Vector& w, int threads) {
   w.resize(n);
   if (n == 0) return;
   if (available()) {
-    LocalThreads lt(threads);
     check_info(g_provider.syevd(kLapackColMajor, 'V', 'L', n, S.data(), n, w.data()), "dsyevd");
     return;
   }
@@ -209,6 +182,22 @@ void syevd(Matrix& S, Vector& w, int threads) {
   if (es.info() != Eigen::Success) throw std::runtime_error("eigendecomposition did not converge");
   w = es.eigenvalues();
   S = es.eigenvectors();
+}
+
+Matrix orthonormal_range(const Matrix& A, int threads) {
+  const Index n = A.rows(), k = A.cols();
+  if (k > n) throw std::invalid_argument("orthonormal_range: more columns than rows");
+  if (k == 0) return Matrix(n, 0);
+  if (available()) {
+    Matrix Q = A;
+    Vector tau(k);
+    check_info(g_provider.geqrf(kLapackColMajor, n, k, Q.data(), n, tau.data()), "dgeqrf");
+    check_info(g_provider.orgqr(kLapackColMajor, n, k, k, Q.data(), n, tau.data()), "dorgqr");
+    return Q;
+  }
+  Eigen::HouseholderQR<Matrix> qr(A);
+  Matrix Q = qr.householderQ() * Matrix::Identity(n, k);
+  return Q;
 }
 
 Matrix complete_basis(const Matrix& A, int threads) {
@@ -219,7 +208,6 @@ Matrix complete_basis(const Matrix& A, int threads) {
     Q.leftCols(k) = A;
     Q.rightCols(n - k).setZero();
     Vector tau(k);
-    LocalThreads lt(threads);
     check_info(g_provider.geqrf(kLapackColMajor, n, k, Q.data(), n, tau.data()), "dgeqrf");
     check_info(g_provider.orgqr(kLapackColMajor, n, n, k, Q.data(), n, tau.data()), "dorgqr");
     return Q;

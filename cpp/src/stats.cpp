@@ -20,16 +20,17 @@ void require_finite_rows(const StridedRef& X, Index r0, Index r1) {
 
 }  // namespace
 
-Vector column_mean(const StridedRef& X, int workers) {
+Vector column_mean(const StridedRef& X, const Vector& shift, int workers) {
   const Index n = X.rows(), d = X.cols();
   if (n < 1) throw std::invalid_argument("column_mean: no rows");
+  if (shift.size() != d) throw std::invalid_argument("column_mean: shift has the wrong length");
   const Index blocks = (n + kMeanBlock - 1) / kMeanBlock;
   Matrix partial(d, blocks);
   parallel_for(blocks, workers, [&](Index b) {
     const Index r0 = b * kMeanBlock, r1 = std::min(n, r0 + kMeanBlock);
     require_finite_rows(X, r0, r1);
     Vector s = Vector::Zero(d);
-    for (Index i = r0; i < r1; ++i) s += X.row(i).transpose();
+    for (Index i = r0; i < r1; ++i) s += X.row(i).transpose() - shift;
     partial.col(b) = s;
   });
   // Pairwise (tree) sum over blocks in a fixed order.
@@ -39,21 +40,24 @@ Vector column_mean(const StridedRef& X, int workers) {
   return mean;
 }
 
-RowMatrix centred_rows(const StridedRef& X, const Vector& mean, int workers) {
+RowMatrix centred_rows(const StridedRef& X, const Vector& shift, const Vector& mean, int workers) {
   const Index n = X.rows(), d = X.cols();
-  if (mean.size() != d) throw std::invalid_argument("centred_rows: mean has the wrong length");
+  if (mean.size() != d || shift.size() != d)
+    throw std::invalid_argument("centred_rows: mean or shift has the wrong length");
   RowMatrix out(n, d);
   const Index blocks = (n + kMeanBlock - 1) / kMeanBlock;
   parallel_for(blocks, workers, [&](Index b) {
     const Index r0 = b * kMeanBlock, r1 = std::min(n, r0 + kMeanBlock);
-    for (Index i = r0; i < r1; ++i) out.row(i) = X.row(i) - mean.transpose();
+    for (Index i = r0; i < r1; ++i) out.row(i) = (X.row(i) - shift.transpose()) - mean.transpose();
   });
   return out;
 }
 
-Matrix centred_scatter(const StridedRef& X, const Vector& mean, int workers, Index chunk_rows) {
+Matrix centred_scatter(const StridedRef& X, const Vector& shift, const Vector& mean, int workers,
+                       Index chunk_rows) {
   const Index n = X.rows(), d = X.cols();
-  if (mean.size() != d) throw std::invalid_argument("centred_scatter: mean has the wrong length");
+  if (mean.size() != d || shift.size() != d)
+    throw std::invalid_argument("centred_scatter: mean or shift has the wrong length");
   if (chunk_rows <= 0) chunk_rows = std::clamp<Index>((Index{1} << 22) / std::max<Index>(d, 1), 256, 8192);
   chunk_rows = std::min(chunk_rows, n);
   Matrix C = Matrix::Zero(d, d);
@@ -63,7 +67,7 @@ Matrix centred_scatter(const StridedRef& X, const Vector& mean, int workers, Ind
     const Index sub = 256;
     parallel_for((k + sub - 1) / sub, workers, [&](Index b) {
       const Index a0 = b * sub, a1 = std::min(k, a0 + sub);
-      for (Index i = a0; i < a1; ++i) buf.row(i) = X.row(r0 + i) - mean.transpose();
+      for (Index i = a0; i < a1; ++i) buf.row(i) = (X.row(r0 + i) - shift.transpose()) - mean.transpose();
     });
     blas::syrk_ata(buf.data(), k, d, d, 1.0, 1.0, C, workers);
   }

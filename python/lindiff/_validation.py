@@ -55,8 +55,11 @@ def as_data(x: Any, name: str = "X", *, min_rows: int = 1, allow_copy: bool = Tr
         raise ValueError(f"{name} has {n} rows; need at least {min_rows}")
     if arr.dtype != np.float64:
         arr = arr.astype(np.float64)
-    elif any(st < 0 or st % arr.itemsize for st in arr.strides) or not arr.dtype.isnative:
-        arr = np.ascontiguousarray(arr, dtype=np.float64)  # the core reads positive strides only
+    elif (
+        any((st <= 0 and ln > 1) or st % arr.itemsize for st, ln in zip(arr.strides, arr.shape))
+        or not arr.dtype.isnative
+    ):
+        arr = np.ascontiguousarray(arr, dtype=np.float64)  # the core reads positive, non-zero strides only
     if not np.isfinite(arr).all():
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise ValueError(f"{name} contains NaN or inf (first at row {bad[0]}, column {bad[1]})")

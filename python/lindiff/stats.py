@@ -66,11 +66,12 @@ class EmpiricalStats:
     """
 
     def __init__(self, X: Any = None, *, ddof: int = 0, workers: int | None = None) -> None:
-        if ddof not in (0, 1):
+        if isinstance(ddof, bool) or ddof not in (0, 1):
             raise ValueError(f"ddof must be 0 or 1, got {ddof!r}")
         self._ddof = int(ddof)
         self._n = 0
-        self._mean: np.ndarray | None = None
+        self._mean: np.ndarray | None = None  # relative to _shift
+        self._shift: np.ndarray | None = None
         self._scatter: np.ndarray | None = None
         self._factor: np.ndarray | None = None
         self._spectrum: _Spectrum | None = None
@@ -89,10 +90,12 @@ class EmpiricalStats:
         scatter: np.ndarray | None = None,
         factor: np.ndarray | None = None,
         ddof: int = 0,
+        shift: np.ndarray | None = None,
     ) -> EmpiricalStats:
         self = cls(ddof=ddof)
         self._n = int(n)
         self._mean = mean
+        self._shift = np.zeros_like(mean) if shift is None else shift
         self._scatter = scatter
         self._factor = factor
         return self
@@ -112,12 +115,18 @@ class EmpiricalStats:
         return out
 
     @classmethod
-    def _of_block(cls, X: np.ndarray, ddof: int, workers: int) -> EmpiricalStats:
+    def _of_block(
+        cls, X: np.ndarray, ddof: int, workers: int, shift: np.ndarray | None = None
+    ) -> EmpiricalStats:
+        """Statistics of one block, relative to ``shift`` (default: the block's first row)."""
         n, d = X.shape
-        mean = _core.column_mean(X, workers)
+        s = np.array(X[0], dtype=float) if shift is None else shift
+        mean = _core.column_mean(X, s, workers)
         if n <= 2 * d:
-            return cls._from_parts(n, mean, factor=_core.centred_rows(X, mean, workers), ddof=ddof)
-        return cls._from_parts(n, mean, scatter=_core.centred_scatter(X, mean, workers), ddof=ddof)
+            factor = _core.centred_rows(X, s, mean, workers)
+            return cls._from_parts(n, mean, factor=factor, ddof=ddof, shift=s)
+        scatter = _core.centred_scatter(X, s, mean, workers)
+        return cls._from_parts(n, mean, scatter=scatter, ddof=ddof, shift=s)
 
     def partial_fit(self, X: Any, *, workers: int | None = None) -> EmpiricalStats:
         """Add a chunk of rows; returns ``self``. Chunked input equals one-shot input to rounding.
@@ -130,9 +139,9 @@ class EmpiricalStats:
             raise ValueError(
                 f"chunk has {X.shape[1]} features but the statistics have d = {self.d}"
             )
-        block = self._of_block(X, self._ddof, w)
+        block = self._of_block(X, self._ddof, w, self._shift)
         merged = block if self._n == 0 else self.merge(block, workers=w)
-        self._n, self._mean = merged._n, merged._mean
+        self._n, self._mean, self._shift = merged._n, merged._mean, merged._shift
         self._scatter, self._factor = merged._scatter, merged._factor
         self._spectrum = self._full_vectors = None
         return self
@@ -141,29 +150,32 @@ class EmpiricalStats:
         """Statistics of the union of two data sets (Chan et al.'s pairwise update); a new object."""
         if not isinstance(other, EmpiricalStats):
             raise TypeError("can only merge EmpiricalStats")
+        if other._ddof != self._ddof:
+            raise ValueError("cannot merge statistics with different ddof")
         if self._n == 0:
             return other.copy()
         if other._n == 0:
             return self.copy()
         if other.d != self.d:
             raise ValueError(f"cannot merge statistics of dimension {self.d} and {other.d}")
-        if other._ddof != self._ddof:
-            raise ValueError("cannot merge statistics with different ddof")
         w = resolve_workers(workers)
         na, nb = self._n, other._n
         n = na + nb
         assert self._mean is not None and other._mean is not None
-        delta = other._mean - self._mean
+        assert self._shift is not None and other._shift is not None
+        # Both means relative to self's shift; a difference of nearby shifts is exact.
+        other_rel = other._mean if other._shift is self._shift else (other._shift - self._shift) + other._mean
+        delta = other_rel - self._mean
         mean = self._mean + delta * (nb / n)
         corr = np.sqrt(na * nb / n) * delta
         if self._factor is not None and other._factor is not None:
             rows = self._factor.shape[0] + other._factor.shape[0] + 1
             if rows <= 2 * self.d:
                 factor = np.vstack([self._factor, other._factor, corr[None, :]])
-                return self._from_parts(n, mean, factor=factor, ddof=self._ddof)
+                return self._from_parts(n, mean, factor=factor, ddof=self._ddof, shift=self._shift)
         scatter = self._dense_scatter(w) + other._dense_scatter(w)
         scatter += np.outer(corr, corr)
-        out = self._from_parts(n, mean, scatter=scatter, ddof=self._ddof)
+        out = self._from_parts(n, mean, scatter=scatter, ddof=self._ddof, shift=self._shift)
         out._from_given_moments = self._from_given_moments or other._from_given_moments
         return out
 
@@ -191,9 +203,10 @@ class EmpiricalStats:
             raise ValueError(f"ns asks for {ns_arr[-1]} rows but X has {X.shape[0]}")
         out: list[EmpiricalStats] = []
         running = cls(ddof=ddof)
+        shift = np.array(X[0], dtype=float)
         start = 0
         for stop in ns_arr:
-            running = running.merge(cls._of_block(X[start:stop], ddof, w), workers=w)
+            running = running.merge(cls._of_block(X[start:stop], ddof, w, shift), workers=w)
             out.append(running)
             start = stop
         return out
@@ -202,7 +215,7 @@ class EmpiricalStats:
         """A copy (arrays are shared read-only; the object is never mutated in place except by
         :meth:`partial_fit`, which rebinds them)."""
         c = self._from_parts(self._n, self._mean, scatter=self._scatter, factor=self._factor,  # type: ignore[arg-type]
-                             ddof=self._ddof)
+                             ddof=self._ddof, shift=self._shift)
         c._spectrum, c._full_vectors = self._spectrum, self._full_vectors
         c._from_given_moments = self._from_given_moments
         return c
@@ -241,10 +254,11 @@ class EmpiricalStats:
 
     @property
     def mean(self) -> np.ndarray:
-        """Sample mean μ̂ (a copy)."""
-        self._require()
-        assert self._mean is not None
-        return self._mean.copy()
+        """Sample mean μ̂ (a new array)."""
+        if self._n == 0:
+            raise ValueError("these statistics are empty: call partial_fit first")
+        assert self._mean is not None and self._shift is not None
+        return self._shift + self._mean
 
     @property
     def scatter(self) -> np.ndarray:
@@ -289,7 +303,7 @@ class EmpiricalStats:
         if route not in ("auto", "primal", "dual"):
             raise ValueError(f"route must be 'auto', 'primal' or 'dual', got {route!r}")
         if route == "auto":
-            route = "dual" if self._factor is not None and self._factor.shape[0] < self.d else "primal"
+            route = "dual" if self._factor is not None and self._n < self.d else "primal"
         if self._spectrum is not None and self._spectrum.route == route:
             return self
         scale = 1.0 / (self._n - self._ddof)
@@ -303,7 +317,10 @@ class EmpiricalStats:
             vals, vecs = _core.dual_eigh(self._factor, self.rank_bound, w)
         else:
             vals, vecs = _core.eigh_descending(self._dense_scatter(w), self.rank_bound, w)
-        self._spectrum = _Spectrum(vals * scale, vecs, route)
+        vals = vals * scale
+        vals.flags.writeable = False
+        vecs.flags.writeable = False
+        self._spectrum = _Spectrum(vals, vecs, route)
         self._full_vectors = vecs if vecs.shape[1] == self.d else None
         return self
 
@@ -323,16 +340,18 @@ class EmpiricalStats:
 
     @property
     def eigvecs(self) -> np.ndarray:
-        """Orthonormal eigenvectors (columns), d×d, matching :attr:`eigvals`.
+        """Orthonormal eigenvectors (columns), d×d, matching :attr:`eigvals` (read-only).
 
         After the dual route, the null space is completed by a Householder QR of the range basis
         (computed once, on first access).
         """
         s = self._spec()
         if self._full_vectors is None:
-            self._full_vectors = _core.complete_basis(s.vectors, resolve_workers(None))
+            full = _core.complete_basis(s.vectors, resolve_workers(None))
             # Keep the range columns exactly as computed (QR may flip their signs).
-            self._full_vectors[:, : s.vectors.shape[1]] = s.vectors
+            full[:, : s.vectors.shape[1]] = s.vectors
+            full.flags.writeable = False
+            self._full_vectors = full
         return self._full_vectors
 
     @property

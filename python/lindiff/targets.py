@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from ._validation import RNGLike, as_int, as_rng, resolve_workers
+from ._validation import RNGLike, as_int, as_rng, as_vector, resolve_workers
 from .gaussian import Gaussian
 from .stats import EmpiricalStats
 
@@ -61,7 +61,12 @@ class GaussianTarget(Gaussian):
             raise ValueError(f"trace must be a positive finite number, got {trace}")
         lam = np.arange(1, d + 1, dtype=np.float64) ** (-k)
         lam *= tr / lam.sum()
-        mu = np.zeros(d) if mean is None else np.broadcast_to(np.asarray(mean, float), (d,))
+        if mean is None:
+            mu = np.zeros(d)
+        elif np.ndim(mean) == 0:
+            mu = np.full(d, float(mean))
+        else:
+            mu = as_vector(mean, "mean", d)
         if rotation is None:
             vec = None
         elif isinstance(rotation, str):
@@ -91,9 +96,9 @@ class GaussianTarget(Gaussian):
         Bartlett χ² variates, then a d×d normal matrix (only its strict lower part is used), or the
         ν×d rows.
         """
-        n = as_int(n, "n", 1 + ddof)
-        if ddof not in (0, 1):
+        if ddof not in (0, 1) or isinstance(ddof, bool):
             raise ValueError(f"ddof must be 0 or 1, got {ddof!r}")
+        n = as_int(n, "n", 1 + ddof)
         w = resolve_workers(workers)
         g = as_rng(rng)
         d = self.d

@@ -28,7 +28,12 @@ Info info();
 bool available();
 
 // C (d×d, lower triangle) = alpha * Aᵀ A + beta * C, A (k×d) row-major with row stride lda.
-// Only the lower triangle of C is referenced and written. `threads` <= 0 keeps the BLAS default.
+// Only the lower triangle of C is referenced and written.
+//
+// Threads: with the OpenBLAS provider, `threads` is ignored and OpenBLAS uses NumPy's pool as NumPy
+// configured it (OPENBLAS_NUM_THREADS, threadpoolctl): our own `workers` then never changes BLAS
+// rounding, so results do not depend on it. The Eigen provider splits work into fixed panels over
+// `threads` threads, again without changing results.
 void syrk_ata(const double* A, Index k, Index d, Index lda, double alpha, double beta, Matrix& C,
               int threads);
 // G (k×k, lower triangle) = A Aᵀ for row-major A (k×d).
@@ -42,6 +47,8 @@ void syevd(Matrix& S, Vector& w, int threads);
 // Full orthogonal Q (n×n) from a QR factorisation of the n×k matrix A (k <= n): the first k columns
 // span range(A), the others its orthogonal complement.
 Matrix complete_basis(const Matrix& A, int threads);
+// Thin orthonormal Q (n×k) with range(Q) = range(A), by Householder QR.
+Matrix orthonormal_range(const Matrix& A, int threads);
 
 // Copy the lower triangle of C to the upper one.
 void symmetrize_lower(Matrix& C);

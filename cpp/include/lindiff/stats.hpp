@@ -9,16 +9,22 @@
 
 namespace lindiff {
 
-// Column means of X. Rows are summed in fixed blocks whose partial sums are added in block order,
-// so the result is identical for any number of workers.
-Vector column_mean(const StridedRef& X, int workers);
+// All three take a `shift` s (a reference point near the data, e.g. its first row) and work with
+// x − s, which is exact for data far from the origin: the mean is returned relative to s, and the
+// centred rows are (x − s) − mean_rel. Statistics merged later keep their precision because the
+// differences of relative means carry no ulp(|μ|) error (data with mean 1e6 keep 1e-16, not 1e-10).
 
-// Σ_i (x_i − mean)(x_i − mean)ᵀ as a full symmetric d×d matrix. Rows are centred into a buffer of
+// Column means of X − s. Rows are summed in fixed blocks whose partial sums are added in a fixed
+// tree order, so the result is identical for any number of workers.
+Vector column_mean(const StridedRef& X, const Vector& shift, int workers);
+
+// Σ_i (x_i − s − m)(x_i − s − m)ᵀ as a full symmetric d×d matrix. Rows are centred into a buffer of
 // at most `chunk_rows` rows at a time (0 chooses about 32 MB), then added by a rank-k update.
-Matrix centred_scatter(const StridedRef& X, const Vector& mean, int workers, Index chunk_rows = 0);
+Matrix centred_scatter(const StridedRef& X, const Vector& shift, const Vector& mean, int workers,
+                       Index chunk_rows = 0);
 
-// X − mean as a new row-major matrix (the factor F with FᵀF = scatter, used by the dual route).
-RowMatrix centred_rows(const StridedRef& X, const Vector& mean, int workers);
+// (X − s) − m as a new row-major matrix (the factor F with FᵀF = scatter, used by the dual route).
+RowMatrix centred_rows(const StridedRef& X, const Vector& shift, const Vector& mean, int workers);
 
 // FᵀF for a row-major factor F (full symmetric).
 Matrix gram_of_factor_t(const ConstRowRef& F, int workers);

@@ -213,7 +213,6 @@ class LinearDiffusion:
         self._training = _training(train_time, learning_rate, steps, init)
         _check_gd_stable(self._training, float(self._lam[0]), self._schedule, self._ridge[None, :])
         self._filters: np.ndarray | None = None
-        self._projections: dict[int, tuple[Gaussian, _Projection]] = {}
 
     # ------------------------------------------------------------------ basic properties
     @property
@@ -292,12 +291,14 @@ class LinearDiffusion:
 
     # ------------------------------------------------------------------ the shared evaluator
     def _projection(self, target: Gaussian) -> _Projection:
-        key = id(target)
-        hit = self._projections.get(key)
+        # Cached on the statistics (the projection depends only on U, μ̂ and the target), so grids
+        # and 1-D searches that build many models pay the d×d product once.
+        cache = self._stats._projections
+        hit = cache.get(id(target))
         if hit is not None and hit[0] is target:
             return hit[1]
         proj = _Projection(self._U, self._mu_hat_c, target)
-        self._projections[key] = (target, proj)
+        cache[id(target)] = (target, proj)
         return proj
 
     def _evaluate(

@@ -77,6 +77,9 @@ class EmpiricalStats:
         self._spectrum: _Spectrum | None = None
         self._full_vectors: np.ndarray | None = None
         self._from_given_moments = False
+        # Targets projected onto this eigenbasis, reused by every model/grid built on these
+        # statistics (lindiff.model._Projection); cleared whenever the statistics change.
+        self._projections: dict[int, Any] = {}
         if X is not None:
             self.partial_fit(X, workers=workers)
 
@@ -144,6 +147,7 @@ class EmpiricalStats:
         self._n, self._mean, self._shift = merged._n, merged._mean, merged._shift
         self._scatter, self._factor = merged._scatter, merged._factor
         self._spectrum = self._full_vectors = None
+        self._projections = {}
         return self
 
     def merge(self, other: EmpiricalStats, *, workers: int | None = None) -> EmpiricalStats:
@@ -322,6 +326,7 @@ class EmpiricalStats:
         vecs.flags.writeable = False
         self._spectrum = _Spectrum(vals, vecs, route)
         self._full_vectors = vecs if vecs.shape[1] == self.d else None
+        self._projections = {}
         return self
 
     def _spec(self) -> _Spectrum:

@@ -21,5 +21,6 @@ inline int check_workers(int workers) {
 void bind_linalg(py::module_& m);
 void bind_stats(py::module_& m);
 void bind_model(py::module_& m);
+void bind_sampling(py::module_& m);
 
 }  // namespace lindiff::bindings

@@ -15,4 +15,5 @@ PYBIND11_MODULE(_core, m) {
   lindiff::bindings::bind_linalg(m);
   lindiff::bindings::bind_stats(m);
   lindiff::bindings::bind_model(m);
+  lindiff::bindings::bind_sampling(m);
 }

@@ -8,7 +8,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from ._backend import show_config, use_blas
-from . import theory
+from . import sampling, theory
 from .gaussian import Gaussian
 from .measures import gaussian_fit_kl, kl_divergence, kl_pair, wasserstein2
 from .model import (
@@ -19,8 +19,10 @@ from .model import (
     optimal_ridge,
     optimal_stopping,
 )
+from .sampling import sample_affine_chain
 from .schedule import Schedule
 from .stats import EmpiricalStats
+from .sweep import sweep
 from .targets import GaussianTarget
 
 try:
@@ -43,7 +45,10 @@ __all__ = [
     "kl_pair",
     "optimal_ridge",
     "optimal_stopping",
+    "sample_affine_chain",
+    "sampling",
     "show_config",
+    "sweep",
     "theory",
     "use_blas",
     "wasserstein2",

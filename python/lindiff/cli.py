@@ -21,6 +21,13 @@ class UserError(Exception):
     """A mistake in the command line: reported as one line, exit code 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``lindiff <cmd>: error: …``, exit 2) instead of usage + error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def demo_sweep(
     d: int = 64,
     ks: Sequence[float] = (0.0, 1.0, 2.0),
@@ -152,8 +159,181 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+_SWEEP_DOC = """Sweep the closed-form model over a grid and store one row per configuration.
+
+The grid is the product of the lists given by the flags below (comma-separated) or by a TOML file
+(--config; flags override its keys). Example:
+
+  lindiff sweep --d 50,100 --N-over-d 0.5,1,2,10 --k 0,1 --ridge 0,0.01 --seeds 3
+
+Rows go to --results DIR (default ./lindiff-results) as Parquet files written atomically, one per
+finished task; re-running the same or an overlapping grid computes only what is missing. Read them
+with pandas.read_parquet(DIR), with or without lindiff. --scheduler tcp://host:port runs the tasks
+on a Dask cluster (pip install 'lindiff[dask]'); the numbers are identical to a local run.
+
+TOML example (keys as in lindiff.sweep; lists or single values):
+
+  d = [100]
+  N_over_d = [0.25, 0.5, 1, 2, 4, 16, 64]
+  k = [0, 1, 2]
+  ridge = [0.0, 1e-3, 1e-2, 1e-1]
+  train_time = ["inf", 10.0, 100.0]
+  seeds = 5
+"""
+
+
+def _csv(kind: str):  # type: ignore[no-untyped-def]
+    def parse(text: str) -> list:  # type: ignore[type-arg]
+        items = [t.strip() for t in text.split(",")]
+        if not text.strip() or any(not t for t in items):
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
+        out = []
+        for t in items:
+            try:
+                if kind == "int":
+                    f = float(t)
+                    if f != int(f):
+                        raise ValueError
+                    out.append(int(f))
+                elif kind == "float":
+                    out.append(float(t))
+                else:
+                    out.append(t)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"{t!r} is not a{'n integer' if kind == 'int' else ' number'}") from None
+        return out
+    return parse
+
+
+def _seeds(text: str) -> object:
+    vals = _csv("int")(text)
+    return vals[0] if "," not in text else vals
+
+
+# flag dest -> grid key
+_SWEEP_FLAGS = {
+    "d": "d", "N": "N", "N_over_d": "N_over_d", "k": "k", "ridge": "ridge", "train_time": "train_time",
+    "T": "T", "schedule": "schedule", "sampler": "sampler", "sigma": "sigma", "final_noise": "final_noise",
+    "seeds": "seeds", "rotation": "rotation", "dataset": "dataset", "data_path": "data_path",
+    "n_samples": "n_samples", "drop_constant": "drop_constant",
+}
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    try:
+        from .sweep import load_grid, summarise, sweep
+        from .store import _require
+
+        _require("pandas")
+        _require("pyarrow")
+        grid: dict = load_grid(args.config) if args.config else {}  # type: ignore[type-arg]
+        for dest, key in _SWEEP_FLAGS.items():
+            val = getattr(args, dest)
+            if val is not None:
+                grid[key] = val
+        if args.N is not None:
+            grid.pop("N_over_d", None)
+        if args.N_over_d is not None:
+            grid.pop("N", None)
+        client = None
+        if args.scheduler:
+            try:
+                from distributed import Client
+            except ImportError:
+                raise UserError("--scheduler needs dask.distributed: pip install 'lindiff[dask]'") from None
+            try:
+                client = Client(args.scheduler, timeout=args.connect_timeout)
+            except (OSError, TimeoutError) as exc:
+                raise UserError(f"cannot reach the Dask scheduler at {args.scheduler}: {exc}") from None
+        t0 = time.perf_counter()
+        try:
+            df = sweep(grid, results=args.results, client=client, workers=args.workers,
+                       progress=False if args.quiet else None, empirical=args.empirical)
+        finally:
+            if client is not None:
+                client.close()
+    except (ValueError, ImportError, NotImplementedError) as exc:
+        raise UserError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+    print(summarise(df))
+    print(f"\n{len(df)} configurations in {args.results}  ({time.perf_counter() - t0:.1f} s); "
+          f"read them with pandas.read_parquet({str(args.results)!r})")
+    return 0
+
+
+def _cmd_figures(args: argparse.Namespace) -> int:
+    try:
+        from . import figures  # type: ignore[attr-defined]
+    except ImportError as exc:
+        raise UserError(f"lindiff figures needs lindiff.figures and matplotlib ({exc}); "
+                        "pip install 'lindiff[plot,sweep]'") from None
+    try:
+        from .store import ResultStore, _require
+
+        _require("pandas")
+        from pathlib import Path
+
+        if not Path(args.results).is_dir():
+            raise UserError(f"results directory {args.results!r} does not exist (run lindiff sweep first)")
+        df = ResultStore(args.results).read()
+    except (ValueError, ImportError) as exc:
+        raise UserError(str(exc).splitlines()[0]) from None
+    if len(df) == 0:
+        raise UserError(f"results directory {args.results!r} holds no rows")
+    paths = figures.render_all(df, args.out)
+    for p in paths:
+        print(p)
+    return 0
+
+
+def _add_sweep_parser(sub) -> None:  # type: ignore[no-untyped-def]
+    p = sub.add_parser("sweep", help="sweep a grid (flags or TOML); resumable Parquet results; local or Dask",
+                       description=_SWEEP_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_argument_group("grid (comma-separated lists; override --config)")
+    g.add_argument("--config", metavar="FILE.toml", help="grid as a TOML file (keys as the flags, with _)")
+    g.add_argument("--d", type=_csv("int"), help="dimensions, e.g. 50,100")
+    n = g.add_mutually_exclusive_group()
+    n.add_argument("--N", type=_csv("int"), help="training-set sizes, each >= 2")
+    n.add_argument("--N-over-d", dest="N_over_d", type=_csv("float"),
+                   help="training-set sizes as N/d, e.g. 0.5,1,2 (N = round(ratio*d))")
+    g.add_argument("--k", type=_csv("float"), help="power-law exponents of the target spectrum, e.g. 0,1,2")
+    g.add_argument("--ridge", type=_csv("float"), help="ridge values gamma >= 0 (default 0)")
+    g.add_argument("--train-time", dest="train_time", type=_csv("str"),
+                   help="gradient-flow times tau; 'inf' = converged optimum (default inf)")
+    g.add_argument("--T", type=_csv("int"), help="diffusion steps (default 1000)")
+    g.add_argument("--schedule", type=_csv("str"), help="paper, linear and/or cosine (default paper)")
+    g.add_argument("--sampler", type=_csv("str"), help="ddpm and/or ddim (default ddpm)")
+    g.add_argument("--sigma", type=_csv("str"), help="beta and/or beta_tilde (default beta)")
+    g.add_argument("--final-noise", dest="final_noise", type=_csv("str"),
+                   help="true and/or false: noise at the last DDPM step (default true)")
+    g.add_argument("--seeds", type=_seeds, help="a count n (seeds 0..n-1) or a list 0,5,7 (default 1)")
+    g.add_argument("--rotation", choices=["none", "random"], default=None,
+                   help="eigenbasis of the Gaussian target (default none: axis-aligned)")
+    g.add_argument("--dataset", help="a lindiff.datasets name (replaces --k; target = Gaussian fit)")
+    g.add_argument("--data-path", dest="data_path", help="a .npy/.npz data file (n, d) (replaces --k)")
+    g.add_argument("--drop-constant", dest="drop_constant", action="store_const", const=True, default=None,
+                   help="drop the data's constant features (e.g. digits' blank pixels); d shrinks")
+    g.add_argument("--n-samples", dest="n_samples", type=int, help="samples per configuration with --empirical")
+    r = p.add_argument_group("running")
+    r.add_argument("--results", default="lindiff-results", help="results directory (default ./lindiff-results)")
+    r.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on this Dask scheduler")
+    r.add_argument("--connect-timeout", dest="connect_timeout", type=float, default=10.0,
+                   help="seconds to wait for --scheduler (default 10)")
+    r.add_argument("--workers", type=int, default=None, help="local threads (default: all cores)")
+    r.add_argument("--empirical", action="store_true",
+                   help="also sample the model and add Gaussian-fit KL columns (slow)")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_sweep)
+
+    f = sub.add_parser("figures", help="render the figures from a results directory",
+                       description="Render every figure of lindiff.figures from a results directory "
+                                   "written by lindiff sweep.")
+    f.add_argument("--results", default="lindiff-results", help="results directory (default ./lindiff-results)")
+    f.add_argument("--out", default="lindiff-figures", help="output directory (default ./lindiff-figures)")
+    f.set_defaults(func=_cmd_figures)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lindiff", description="Linear diffusion models in closed form.")
+    parser = _Parser(prog="lindiff", description="Linear diffusion models in closed form.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("demo", help="quick KL-vs-N sweep with theory; prints a table, writes a figure",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -163,6 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", default="lindiff-demo.png", help="figure path (default lindiff-demo.png)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=_cmd_demo)
+    _add_sweep_parser(sub)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))

@@ -1,0 +1,69 @@
+// Samplers for linear diffusion models (theory.md §4): the reverse chain in the model's eigenbasis,
+// the dense chain for arbitrary per-t affine noise predictors, and exact Gaussian draws.
+//
+// Reproducibility: the n samples are cut into blocks of kSampleBlock rows (a constant, independent
+// of the number of workers). Block j draws all of its noise from its own xoshiro256++ stream, seeded
+// with seeds[4j .. 4j+3]. Each block writes only its own rows, so the output is bit-identical for any
+// number of workers. Within a block and a step, normals are drawn row after row (kRowChunk rows per
+// fill_standard_normal call); a step with σ_t = 0 draws nothing.
+//
+// Work is run in batches of workers × kBlocksPerWorker blocks; between batches the calling thread
+// runs `check` (the bindings use it to poll for Ctrl-C). Memory: the output plus
+// O(workers × kSampleBlock × d) scratch (eigen). The dense and exact samplers work on fixed batches
+// of kGemmBatch blocks (scratch O(kGemmBatch × kSampleBlock × d)) and issue one matrix product per
+// batch and step from the calling thread through blas::gemm, so that NumPy's OpenBLAS pool is never
+// entered from two of our threads at once; noise and updates run in parallel over the blocks.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "lindiff/rng.hpp"
+#include "lindiff/types.hpp"
+
+namespace lindiff {
+
+constexpr Index kSampleBlock = 256;
+constexpr Index kRowChunk = 32;
+constexpr Index kBlocksPerWorker = 4;
+constexpr Index kGemmBatch = 16;  // blocks per GEMM in the dense and exact samplers (fixed)
+
+using OutRef = Eigen::Ref<RowMatrix>;
+
+struct SampleRun {
+  const std::uint64_t* seeds = nullptr;  // 4 words per block, ceil(n / kSampleBlock) blocks
+  Index n_seed_words = 0;
+  int workers = 1;
+  std::function<void()> check;  // called on the calling thread between batches (may throw)
+};
+
+// The reverse chain u_{t−1} = A_t u_t + c_t + σ_t z_t, u_T ~ N(0, I), t = T..1.
+struct ChainSpecSampling {
+  Vector sigma;  // σ_t, index t−1 (length T)
+  // Optional pre-drawn noise, C-order (T+1, n, d) in the original basis: index 0 is u_T, index
+  // T−t+1 is z_t. When given, no random numbers are drawn.
+  const double* noise = nullptr;
+  // Optional trajectory output, C-order (S, n, d): slot[t] ∈ [0, S) records u_t (t = 0..T), −1 skips.
+  double* trajectory = nullptr;
+  std::vector<Index> slot;
+};
+
+// Diagonal chain in the eigenbasis U (d×d, columns = modes): y = Uᵀu, y ← a_t∘y + c_t + σ_t z.
+// a, c are T×d (row t−1 = step t). out is n×d, in the original basis.
+void sample_eigen_chain(const ConstRowRef& U, const ConstRowRef& a, const ConstRowRef& c,
+                        const ChainSpecSampling& chain, const SampleRun& run, OutRef out);
+
+// Dense chain for ε_θ(u, t) = W_t u + b_t: u ← p_t u + q_t (W_t u + b_t) + σ_t z.
+// W points to T·d·d doubles (C-order (T, d, d), W[t−1] row-major); b is T×d; p, q have length T.
+void sample_dense_chain(const double* W, Index T, Index d, const ConstRowRef& b, const Vector& p,
+                        const Vector& q, const ChainSpecSampling& chain, const SampleRun& run,
+                        OutRef out);
+
+// Exact draws mean + (z ∘ scale) Vᵀ, z ~ N(0, I) (V is d×k with orthonormal columns, scale length k).
+void sample_gaussian(const Vector& mean, const Vector& scale, const ConstRowRef& V,
+                     const SampleRun& run, OutRef out);
+
+// n standard normals from one stream seeded with seed[0..3] (for testing the generator).
+void standard_normal(const std::uint64_t seed[4], double* out, Index n);
+
+}  // namespace lindiff

@@ -55,10 +55,17 @@ SpectralResult dual_eigh(const ConstRowRef& F, Index rank_bound, int workers) {
   Eigen::Map<const Matrix, 0, Eigen::OuterStride<>> Ft(F.data(), d, m, Eigen::OuterStride<>(F.outerStride()));
   Matrix FtM = Ft;  // contiguous copy for the BLAS calls (O(md), small next to the products)
   blas::gemm(false, false, 1.0, FtM, V, 0.0, r.vectors, workers);
-  // Fᵀv/√μ loses orthogonality like eps·μ_max/μ_min (1e-12 at a condition number of 1e3, e.g.
-  // N ≈ d near the Marchenko–Pastur edge). Only then is a Rayleigh–Ritz step in that range worth
-  // its cost (≈ 4× the dual route itself): Q = orth(U), eigendecompose (FQ)ᵀ(FQ), U = Q W.
-  if (r_keep > 0 && r.values(0) > 1e2 * r.values(r_keep - 1)) {
+  // Fᵀv/√μ loses orthogonality like eps·μ_max/μ_min (1e-7 seen at N ≈ d, near the Marchenko–Pastur
+  // edge). Check it (one r×r product, a few % of the route's cost) and only then pay for a
+  // Rayleigh–Ritz step in that range (≈ 4× the route itself): Q = orth(U), eig of (FQ)ᵀ(FQ), U = Q W.
+  bool reorthogonalise = false;
+  if (r_keep > 0) {
+    Matrix UtU;
+    blas::gemm(true, false, 1.0, r.vectors, r.vectors, 0.0, UtU, workers);
+    UtU.diagonal().array() -= 1.0;
+    reorthogonalise = UtU.cwiseAbs().maxCoeff() > 1e-13;
+  }
+  if (reorthogonalise) {
     const Matrix Q = blas::orthonormal_range(r.vectors, workers);
     Matrix FQ;
     blas::gemm(true, false, 1.0, FtM, Q, 0.0, FQ, workers);  // (m×r) = F Q

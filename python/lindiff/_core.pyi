@@ -35,4 +35,19 @@ def evaluate_grid(
     workers: int,
 ) -> tuple[F64, F64, F64]: ...
 
-def __getattr__(name: str) -> Any: ...
+# samplers (bind_sampling.cpp): Python allocates `out`, C++ fills it
+SAMPLE_BLOCK: int
+
+def sample_eigen_chain(
+    U: F64, a: F64, c: F64, sigma: F64, seeds: NDArray[np.uint64], workers: int, out: F64,
+    noise: F64 | None = None, trajectory: F64 | None = None, slot: list[int] = ...,
+) -> None: ...
+def sample_dense_chain(
+    W: F64, b: F64, p: F64, q: F64, sigma: F64, seeds: NDArray[np.uint64], workers: int, out: F64,
+    noise: F64 | None = None, trajectory: F64 | None = None, slot: list[int] = ...,
+) -> None: ...
+def sample_gaussian(
+    mean: F64, scale: F64, V: F64, seeds: NDArray[np.uint64], workers: int, out: F64
+) -> None: ...
+def standard_normal(n: int, seed: NDArray[np.uint64]) -> F64: ...
+

@@ -15,36 +15,44 @@ void check(bool ok, const std::string& msg) {
   if (!ok) throw std::invalid_argument(msg);
 }
 
-// One timestep's filter over all modes, in forms that keep exact zeros exact.
-// With c = ᾱλ + 1−ᾱ+γ and e the untrained fraction (0 at the optimum, exp(−2ηcτ) for gradient flow,
-// (1−2ηc)ⁿ for n GD steps), the filter is w = √(1−ᾱ)·h with h = (1−e)/c + init·e/√(1−ᾱ). The chain
-// needs 1 − β h and the loss 1 − (1−ᾱ) h; both are formed from (ᾱλ+γ) and (1−ᾱ−β) so that a null
-// direction at t = 1 (λ = γ = 0, 1−ᾱ₁ = β₁) gives exactly 0, not 1e-16.
-struct Row {
-  Arr c, e, w, one_minus_bh, one_minus_omh;
+// One mode's filter at one timestep, in forms that keep exact zeros exact.
+// With signal = ᾱλ + γ, c = signal + (1−ᾱ) and e the untrained fraction (0 at the optimum,
+// exp(−2ηcτ) for gradient flow, (1−2ηc)ⁿ for n GD steps), the filter is w = √(1−ᾱ)·h with
+// h = (1−e)/c + init·e/√(1−ᾱ). The chain needs 1 − β h and the loss 1 − (1−ᾱ) h; both are formed
+// from signal and (1−ᾱ−β) so that a null direction at t = 1 (λ = γ = 0, 1−ᾱ₁ = β₁) gives exactly 0.
+struct ModeFilter {
+  double w, one_minus_bh, one_minus_omh;
 };
 
-inline void filter_row(double om, double beta, double abar, double gamma, const Arr& lam,
-                       const TrainingSpec& tr, Row& r) {
-  const double sq_om = std::sqrt(om);
-  const Arr signal = abar * lam + gamma;  // ᾱλ + γ
-  r.c = signal + om;
+inline ModeFilter mode_filter(double signal, double om, double beta, double sq_om, double init, double e) {
+  const double inv = 1.0 / (signal + om);
+  const double ie = init * e;
+  ModeFilter f;
+  f.w = sq_om * (1.0 - e) * inv + ie;
+  f.one_minus_bh = (signal + (om - beta) + beta * e) * inv - beta * ie / sq_om;
+  f.one_minus_omh = (signal + om * e) * inv - sq_om * ie;
+  return f;
+}
+
+// The untrained fraction e for every mode at one timestep (all zeros at the optimum).
+inline void untrained_fraction(double abar, double om, double gamma, const Arr& lam,
+                               const TrainingSpec& tr, Arr& e) {
   switch (tr.kind) {
     case Training::Optimum:
-      r.e.setZero(lam.size());
-      break;
+      e.setZero(lam.size());
+      return;
     case Training::Flow:
-      if (std::isinf(tr.time)) r.e.setZero(lam.size());
-      else r.e = (-2.0 * tr.learning_rate * tr.time * r.c).exp();
-      break;
+      if (std::isinf(tr.time)) {
+        e.setZero(lam.size());
+      } else {
+        const double k = -2.0 * tr.learning_rate * tr.time;
+        e = ((k * abar) * lam + k * (gamma + om)).exp();
+      }
+      return;
     case Training::GradientDescent:
-      r.e = (1.0 - 2.0 * tr.learning_rate * r.c).pow(tr.time);
-      break;
+      e = (1.0 - 2.0 * tr.learning_rate * (abar * lam + (gamma + om))).pow(tr.time);
+      return;
   }
-  const Arr h = (1.0 - r.e) / r.c + (tr.init / sq_om) * r.e;
-  r.w = sq_om * h;
-  r.one_minus_bh = (signal + (om - beta) + beta * r.e) / r.c - (beta * tr.init / sq_om) * r.e;
-  r.one_minus_omh = (signal + om * r.e) / r.c - (sq_om * tr.init) * r.e;
 }
 
 }  // namespace
@@ -68,10 +76,12 @@ RowMatrix filter_table(const ScheduleArrays& s, const Vector& lambda, const Vect
   check(ridge.size() == T, "filter_table: ridge must have length T");
   RowMatrix out(T, d);
   const Arr lam = lambda.array();
-  Row row;
+  Arr e(d);
   for (Index k = 0; k < T; ++k) {
-    filter_row(s.one_minus_abar(k), s.beta(k), s.abar(k), ridge(k), lam, training, row);
-    out.row(k) = row.w.matrix().transpose();
+    const double om = s.one_minus_abar(k), ab = s.abar(k), sq_om = std::sqrt(om);
+    untrained_fraction(ab, om, ridge(k), lam, training, e);
+    for (Index i = 0; i < d; ++i)
+      out(k, i) = mode_filter(ab * lam(i) + ridge(k), om, s.beta(k), sq_om, training.init, e(i)).w;
   }
   return out;
 }
@@ -105,31 +115,47 @@ GridResult evaluate_grid(const ScheduleArrays& s, const Vector& lambda, const Ro
   parallel_for(S, workers, [&](Index si) {
     const Index r = si / J;
     const TrainingSpec& tr = trainings[static_cast<size_t>(si % J)];
-    Row row;
-    Arr a(d), var = Arr::Ones(d), gain = Arr::Zero(d);
+    Arr e(d), w(d), omoh(d), var = Arr::Ones(d), gain = Arr::Zero(d);
+    const double* lp = lam.data();
     for (Index k = T - 1; k >= 0; --k) {
-      filter_row(s.one_minus_abar(k), s.beta(k), s.abar(k), ridges(r, k), lam, tr, row);
+      const double om = s.one_minus_abar(k), beta = s.beta(k), ab = s.abar(k), sq_om = std::sqrt(om);
+      const double gamma = ridges(r, k);
+      untrained_fraction(ab, om, gamma, lam, tr, e);
+      // One fused pass over the modes: filter, chain coefficient, variance and mean-gain updates.
+      double* vp = var.data();
+      double* gp = gain.data();
+      double* wp = w.data();
+      double* op = omoh.data();
+      const double* ep = e.data();
       if (chain.sampler == Sampler::DDPM) {
-        // a_t = (1 − κ_t w)/√(1−β_t) with κ_t w = β_t h.
-        a = row.one_minus_bh * inv_sq1mb(k);
-        // The bias b_t = −√ᾱ_t w μ̂ enters as + κ_t √ᾱ_t w μ̂ / √(1−β_t).
-        gain = a * gain + (s.beta(k) / std::sqrt(s.one_minus_abar(k)) * sq_abar(k) * inv_sq1mb(k)) * row.w;
-        var = a.square() * var + chain.sigma2(k);
-      } else if (s.abar_prev(k) == 1.0) {
-        // t = 1 of DDIM: a₁ = (1 − √(1−ᾱ₁) w)/√ᾱ₁, formed exactly.
-        a = row.one_minus_omh / sq_abar(k);
-        gain = a * gain - (ddim_k(k) * sq_abar(k)) * row.w;
-        var = a.square() * var;
+        // a_t = (1 − κ_t w)/√(1−β_t) with κ_t w = β_t h; the bias b_t = −√ᾱ_t w μ̂ enters the mean
+        // as + κ_t √ᾱ_t w μ̂ / √(1−β_t).
+        const double isb = inv_sq1mb(k), gcoef = beta / sq_om * sq_abar(k) * isb, s2 = chain.sigma2(k);
+        for (Index i = 0; i < d; ++i) {
+          const ModeFilter f = mode_filter(ab * lp[i] + gamma, om, beta, sq_om, tr.init, ep[i]);
+          const double a = f.one_minus_bh * isb;
+          gp[i] = a * gp[i] + gcoef * f.w;
+          vp[i] = a * a * vp[i] + s2;
+          wp[i] = f.w;
+          op[i] = f.one_minus_omh;
+        }
       } else {
-        a = ddim_a0(k) + ddim_k(k) * row.w;
-        gain = a * gain - (ddim_k(k) * sq_abar(k)) * row.w;
-        var = a.square() * var;
+        // DDIM; at t = 1 (ᾱ₀ = 1) a₁ = (1 − √(1−ᾱ₁) w)/√ᾱ₁, formed exactly.
+        const bool first = s.abar_prev(k) == 1.0;
+        const double a0 = ddim_a0(k), kk = ddim_k(k), gcoef = -kk * sq_abar(k), isa = 1.0 / sq_abar(k);
+        for (Index i = 0; i < d; ++i) {
+          const ModeFilter f = mode_filter(ab * lp[i] + gamma, om, beta, sq_om, tr.init, ep[i]);
+          const double a = first ? f.one_minus_omh * isa : a0 + kk * f.w;
+          gp[i] = a * gp[i] + gcoef * f.w;
+          vp[i] = a * a * vp[i];
+          wp[i] = f.w;
+          op[i] = f.one_minus_omh;
+        }
       }
       if (E > 0) {
-        const double base = row.one_minus_omh.square().sum();
-        const Arr w2 = row.w.square();
-        for (Index e = 0; e < E; ++e)
-          res.losses(si * E + e, k) = base + s.abar(k) * (w2 * energies.row(e).transpose().array()).sum();
+        const double base = omoh.square().sum();
+        for (Index q = 0; q < E; ++q)
+          res.losses(si * E + q, k) = base + ab * (w.square() * energies.row(q).transpose().array()).sum();
       }
     }
     res.variance.row(si) = var.matrix().transpose();

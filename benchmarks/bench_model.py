@@ -476,15 +476,16 @@ def bench_grid(cfg: argparse.Namespace, res: dict[str, Any], P: dict[str, Any]) 
 
     ref = lind(nw)(None)
     e1 = check_grid(ref, npg1(*args), "numpy 1 thread")
-    e2 = check_grid(ref, npg2(*args), f"numpy {nw} threads")
+    e2 = check_grid(ref, npg2(*args), f"numpy pool of {nw} threads")
     one = lind(1)(None)
     e3 = check_grid(ref, {f: getattr(one, f) for f in ("kl_forward", "kl_reverse", "train_loss",
                                                        "test_loss")}, "lindiff workers=1", 0.0)
     print(f"   check: numpy vs lindiff max rel err {max(e1, e2):.1e}; workers=1 vs {nw} "
           f"bit-identical ({e3 == 0.0}); KL fwd in [{ref.kl_forward.min():.4g}, "
           f"{ref.kl_forward.max():.4g}]")
-    names = {"l2": f"lindiff workers={nw}", "l1": "lindiff workers=1", "n1": "numpy 1 thread",
-             "n2": f"numpy {nw} threads"}
+    # (distinct names even with --threads 1, where both pairs do the same thing)
+    names = {"l2": f"lindiff workers={nw} (all)", "l1": "lindiff workers=1", "n1": "numpy 1 thread",
+             "n2": f"numpy pool of {nw} threads"}
     cs = [(names["l2"], lind(nw), None), (names["l1"], lind(1), None),
           (names["n1"], lambda _: npg1(*args), None), (names["n2"], lambda _: npg2(*args), None)]
     t, cpu = run_timed(cs, cfg.repeat_large)
@@ -501,7 +502,7 @@ def bench_grid(cfg: argparse.Namespace, res: dict[str, Any], P: dict[str, Any]) 
                      f"{med[n] / unit * 1e9:.2f}", f"{cpu[n] / unit * 1e9:.2f}",
                      fmt_ratio(med[names['n1']] / med[n]), fmt_ratio(med[names['n2']] / med[n])])
     print(table(["contender", "median", "min..max", "cpu", "ns/(s*t*mode)", "cpu ns/(s*t*mode)",
-                 "numpy1/this", f"numpy{nw}/this"], rows))
+                 "numpy1/this", f"numpy pool{nw}/this"], rows))
     best_np = min(med[names["n1"]], med[names["n2"]])
     print(f"   ratio best numpy / lindiff workers={nw}: {fmt_ratio(best_np / med[names['l2']])};  "
           f"workers=1 -> {nw}: {med[names['l1']] / med[names['l2']]:.2f}x faster;  target < 1 s: "
@@ -559,7 +560,7 @@ def bench_optimum(cfg: argparse.Namespace, res: dict[str, Any], P: dict[str, Any
         "flow": f"evaluate_grid flow {R}x{J}",
         "opt": f"evaluate_grid optimum {ro.size}x1",
         "n1": f"numpy optimum {ro.size}x1, 1 thread",
-        "n2": f"numpy optimum {ro.size}x1, {nw} threads",
+        "n2": f"numpy optimum {ro.size}x1, pool of {nw}",
         "kf2": "kernel flow, E=2",
         "kf0": "kernel flow, E=0",
         "ko2": "kernel optimum, E=2",
@@ -603,7 +604,7 @@ def bench_optimum(cfg: argparse.Namespace, res: dict[str, Any], P: dict[str, Any
           f"loss reductions {100 * k_loss:.0f}% ({100 * k_loss_cpu:.0f}% cpu); "
           f"projection + KL in Python {100 * py:.0f}%")
     print(f"   optimum grid: numpy 1 thread / lindiff = "
-          f"{fmt_ratio(med[names['n1']] / med[names['opt']])}, numpy {nw} threads / lindiff = "
+          f"{fmt_ratio(med[names['n1']] / med[names['opt']])}, numpy pool of {nw} / lindiff = "
           f"{fmt_ratio(med[names['n2']] / med[names['opt']])}")
     res["optimum"] = {"samples": {k: v.samples for k, v in t.items()},
                       "number": {k: v.number for k, v in t.items()}, "cpu": cpu, "median": med,

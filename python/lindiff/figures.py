@@ -49,6 +49,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .theory import overlay_columns
+
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     from matplotlib.axes import Axes
@@ -616,16 +618,6 @@ def spectra(target: Gaussian, stats: EmpiricalStats, model: LinearDiffusion | No
 
 
 # ============================================================================ data frames
-def _theory_columns(d: int, N: int) -> dict[str, float]:
-    from . import theory
-
-    fwd, rev = theory.expected_kl_ideal(d, N, "both")
-    mf, mr = theory.kl_marchenko_pastur(d / N, "both")
-    return {"theory_large_n": (d * d + 3 * d) / (4.0 * N),
-            "theory_ideal_forward": float(fwd), "theory_ideal_reverse": float(rev),
-            "theory_mp_forward": float(d * mf), "theory_mp_reverse": float(d * mr)}
-
-
 def _exact_stats(target: Gaussian) -> EmpiricalStats:
     from .stats import EmpiricalStats
 
@@ -683,7 +675,7 @@ def gaussian_frame(
         bayes = float(np.mean(LinearDiffusion(exact, schedule).bayes_floor(target)))
         opt_cache: dict[tuple[tuple[float, ...], tuple[float, ...]], Any] = {}
         for N in sorted(plans):
-            th = _theory_columns(d, N)
+            th = overlay_columns(d, N)
             for seed in range(int(seeds)):
                 stats = target.empirical_stats(N, rng=np.random.SeedSequence([rng, d, a, N, seed]))
                 for rs, ts in plans[N]:
@@ -820,7 +812,7 @@ def real_data_frame(
                     "excess_reverse": kl["reverse"] - opt["reverse"],
                     "train_loss": float(model.train_loss().mean()),
                     "test_loss": float(model.test_loss(target).mean()), "bayes_loss": bayes,
-                    **_theory_columns(d, N),
+                    **overlay_columns(d, N),
                 })
     df = pd.DataFrame(rows, columns=list(COLUMNS))
     df.attrs["skipped"] = skipped

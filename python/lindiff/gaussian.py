@@ -75,6 +75,20 @@ class Gaussian:
                 a.flags.writeable = False
 
     @classmethod
+    def _from_eigen(cls, mean: np.ndarray, eigvals: np.ndarray, eigvecs: np.ndarray) -> Gaussian:
+        """Internal: a Gaussian from an eigen form lindiff itself produced (finite, eigvals >= 0,
+        orthonormal eigvecs), without the O(d³) orthonormality check of the public constructor."""
+        lam = np.asarray(eigvals, dtype=float)
+        order = np.argsort(-lam, kind="stable")
+        self = cls.__new__(cls)
+        self._mean = np.array(mean, dtype=float)
+        self._eigvals = lam[order]
+        self._eigvecs = np.ascontiguousarray(eigvecs[:, order])
+        for a in (self._mean, self._eigvals, self._eigvecs):
+            a.flags.writeable = False
+        return self
+
+    @classmethod
     def fit(cls, X: Any, *, ddof: int = 0, workers: int | None = None) -> Gaussian:
         """The Gaussian with the sample mean and covariance of the rows of X."""
         from .stats import EmpiricalStats

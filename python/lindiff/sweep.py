@@ -36,6 +36,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .theory import overlay_columns
 from ._validation import resolve_workers
 from .store import (
     EMPIRICAL_COLUMNS,
@@ -463,16 +464,6 @@ def _bayes(sid: str, target: Any, T: int, sch: str, workers: int) -> float:
     return hit
 
 
-def _theory(d: int, N: int) -> dict[str, float]:
-    from . import theory
-
-    fwd, rev = theory.expected_kl_ideal(d, N, "both")
-    mf, mr = theory.kl_marchenko_pastur(d / N, "both")
-    return {"theory_large_n": (d * d + 3 * d) / (4.0 * N),
-            "theory_ideal_forward": float(fwd), "theory_ideal_reverse": float(rev),
-            "theory_mp_forward": float(d * mf), "theory_mp_reverse": float(d * mr)}
-
-
 def _run_task(spec: Mapping[str, Any], ctx: Mapping[str, Any] | None, workers: int = 1) -> dict[str, list[Any]]:
     """Compute every row of one task; returns columns (a dict of equal-length lists)."""
     from .measures import gaussian_fit_kl
@@ -493,7 +484,7 @@ def _run_task(spec: Mapping[str, Any], ctx: Mapping[str, Any] | None, workers: i
     cols: dict[str, list[Any]] = {c: [] for c in PARAM_COLUMNS + MEASURE_COLUMNS + EMPIRICAL_COLUMNS}
     for (N, settings), stats in zip(spec["work"], all_stats):
         stats.eigh("primal", workers=workers)  # one eigendecomposition for every setting below
-        th = _theory(source["d"], int(N))
+        th = overlay_columns(source["d"], int(N))
         for setting, pairs in settings:
             T, sch, smp, sig, fn = setting
             ridges = _unique(float(r) for r, _ in pairs)

@@ -33,6 +33,7 @@ __all__ = [
     "kappa_fixed_point",
     "kl_large_n",
     "kl_marchenko_pastur",
+    "overlay_columns",
 ]
 
 Direction = Literal["forward", "reverse", "both"]
@@ -776,3 +777,17 @@ def deterministic_equivalent_losses(
         train_pos = ((L * L + (2.0 - r) * L * k + (omr * k) ** 2) * inv * inv).sum(axis=1)
         train[sl] = train_pos - r1 * omr1 * kk * kk * e1 * e1 / D
     return {"train": train, "test": test, "bayes": bayes_floor(lam, sched), "kappa": kappa}
+
+
+def overlay_columns(d: int, N: int) -> dict[str, float]:
+    """The theory values a sweep row carries beside its simulation (theory.md §6).
+
+    Keys: ``theory_large_n`` ((d²+3d)/(4N)), ``theory_ideal_forward`` / ``theory_ideal_reverse``
+    (the exact Wishart expectation for the ideal sampler) and ``theory_mp_forward`` /
+    ``theory_mp_reverse`` (d × the Marchenko–Pastur limit at q = d/N; inf for N <= d).
+    """
+    fwd, rev = expected_kl_ideal(d, N, "both")
+    mf, mr = kl_marchenko_pastur(d / N, "both")
+    return {"theory_large_n": float(kl_large_n(d, N)),
+            "theory_ideal_forward": float(fwd), "theory_ideal_reverse": float(rev),
+            "theory_mp_forward": float(d * mf), "theory_mp_reverse": float(d * mr)}

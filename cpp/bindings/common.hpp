@@ -22,5 +22,8 @@ void bind_linalg(py::module_& m);
 void bind_stats(py::module_& m);
 void bind_model(py::module_& m);
 void bind_sampling(py::module_& m);
+void bind_training(py::module_& m);
+void bind_empirical_optimal(py::module_& m);
+void bind_neighbours(py::module_& m);
 
 }  // namespace lindiff::bindings

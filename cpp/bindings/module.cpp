@@ -16,4 +16,7 @@ PYBIND11_MODULE(_core, m) {
   lindiff::bindings::bind_stats(m);
   lindiff::bindings::bind_model(m);
   lindiff::bindings::bind_sampling(m);
+  lindiff::bindings::bind_training(m);
+  lindiff::bindings::bind_empirical_optimal(m);
+  lindiff::bindings::bind_neighbours(m);
 }

@@ -1,0 +1,6 @@
+#include "common.hpp"
+
+namespace lindiff::bindings {
+// Registered ahead of the implementation (issue 6).
+void bind_training(py::module_& m) {}
+}  // namespace lindiff::bindings

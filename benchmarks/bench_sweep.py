@@ -187,7 +187,7 @@ def main() -> None:
         lindiff.sweep({**grid, "N": grid["N"][:1], "k": [0.0], "seeds": 1}, progress=False)
 
         def clear_caches() -> None:
-            m = importlib.import_module("lindiff.sweep")
+            m = importlib.import_module("lindiff.sweeps")
             for cache in (m._TARGETS, m._EXACT, m._OPT, m._BAYES):
                 cache.clear()
 

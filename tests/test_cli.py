@@ -1,5 +1,7 @@
 """The command line: the README's main job end to end on a tiny grid, and user errors."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -37,3 +39,28 @@ def test_unknown_subcommand_exits_2():
     with pytest.raises(SystemExit) as exc:
         cli.main(["nope"])
     assert exc.value.code == 2
+
+
+def test_figures_command_renders_a_results_directory(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("pyarrow")
+    res, out = tmp_path / "res", tmp_path / "figs"
+    assert cli.main(["sweep", "--d", "8", "--N-over-d", "0.5,2,8", "--k", "0,1", "--ridge", "0,0.01,0.1",
+                     "--train-time", "inf,5,50", "--T", "100", "--results", str(res), "--quiet"]) == 0
+    capsys.readouterr()
+    assert cli.main(["figures", "--results", str(res), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out.split()
+    names = sorted(p.name for p in out.glob("*.png"))
+    assert names == sorted(["kl_vs_n_forward.png", "kl_vs_n_reverse.png", "losses_vs_n.png", "kl_vs_ridge.png",
+                            "kl_vs_training_time.png"])
+    assert sorted(Path(p).name for p in printed) == names
+    for p in out.glob("*.png"):
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000
+
+
+def test_figures_command_user_errors(tmp_path, capsys):
+    assert cli.main(["figures", "--results", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert cli.main(["figures", "--results", str(tmp_path / "empty"), "--out", str(tmp_path / "f")]) == 2
+    assert "holds no rows" in capsys.readouterr().err

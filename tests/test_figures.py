@@ -337,7 +337,7 @@ def test_render_all(results: pd.DataFrame, tmp_path: Path) -> None:
 def test_figures_read_sweep_output() -> None:
     pytest.importorskip("pyarrow")
     try:
-        from lindiff.sweep import sweep
+        from lindiff import sweep
     except ImportError as exc:  # the sweep's own optional dependencies
         pytest.skip(f"lindiff.sweep is not available: {exc}")
     grid = {"d": [6], "k": [0.0, 1.0], "N_over_d": [0.5, 2.0, 10.0], "seeds": 2, "T": [30],

@@ -23,7 +23,7 @@ import lindiff  # noqa: E402
 from lindiff import cli  # noqa: E402
 from lindiff.store import PARAM_COLUMNS  # noqa: E402
 
-sweep_mod = importlib.import_module("lindiff.sweep")  # the module (lindiff.sweep is the function)
+sweep_mod = importlib.import_module("lindiff.sweeps")
 
 SMALL = {"d": [6], "N": [4, 12, 300], "k": [0.0, 1.5], "ridge": [0.0, 0.05], "train_time": [None, 20.0],
          "T": [40], "seeds": 2}
@@ -43,8 +43,11 @@ def test_rows_equal_direct_model_calls():
     grid = dict(SMALL, sampler=["ddpm", "ddim"], sigma=["beta", "beta_tilde"], final_noise=[True, False],
                 schedule=["paper", "cosine"])
     df = lindiff.sweep(grid, workers=2, progress=False)
-    n_cfg = 3 * 2 * 2 * 2 * 2 * 2 * 2 * 2 * 2  # N k ridge time seeds sampler sigma final_noise schedule
+    # N k ridge time seeds schedule × (DDPM: sigma × final_noise; DDIM adds no noise: one row)
+    n_cfg = 3 * 2 * 2 * 2 * 2 * 2 * (2 * 2 + 1)
     assert len(df) == n_cfg and not df.duplicated(list(PARAM_COLUMNS)).any()
+    ddim = df[df.sampler == "ddim"]
+    assert len(ddim) == n_cfg // 5 and (ddim.sigma == "none").all() and not ddim.final_noise.any()
     assert list(df.columns) == [
         "dataset", "k", "d", "N", "seed", "ridge", "train_time", "T", "schedule", "sampler", "sigma",
         "final_noise", "kl_forward", "kl_reverse", "kl_opt_forward", "kl_opt_reverse", "excess_forward",
@@ -62,7 +65,8 @@ def test_rows_equal_direct_model_calls():
         stats = stats_cache[key]
         sch = _schedule(row.T, row.schedule)
         tau = None if math.isinf(row.train_time) else row.train_time
-        opts = dict(sigma=row.sigma, final_noise=row.final_noise, sampler=row.sampler)
+        opts = dict(sigma="beta" if row.sigma == "none" else row.sigma, final_noise=row.final_noise,
+                    sampler=row.sampler)
         model = lindiff.LinearDiffusion(stats, sch, ridge=row.ridge, train_time=tau)
         kl = model.kl(target, **opts)
         exact = lindiff.EmpiricalStats.from_moments(2**62, target.mean, target.cov)
@@ -295,12 +299,12 @@ def test_store_readable_without_lindiff(tmp_path):
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == [str(3 * 2 * 2 * 2), "28"]
+    assert out.stdout.split() == [str(3 * 2 * 2 * 2), "29"]  # params, measures, emp_* and n_samples
 
 
 _KILL_SCRIPT = """
 import importlib, sys, time, lindiff
-sweep_mod = importlib.import_module("lindiff.sweep")
+sweep_mod = importlib.import_module("lindiff.sweeps")
 real = sweep_mod._run_task
 def slow(spec, ctx, workers=1):  # a window of a few seconds in which to kill, on any machine
     time.sleep(0.1)
@@ -375,6 +379,41 @@ def test_empirical_columns(tmp_path):
     emp = lindiff.gaussian_fit_kl(model.sample(4000, rng=rng), target)
     assert row.emp_kl_forward == pytest.approx(emp["forward"], rel=1e-6)
     assert len(pd.read_parquet(res).drop_duplicates(list(PARAM_COLUMNS))) == len(df)
+    assert (df.n_samples == 4000).all()
+
+
+def test_store_reuses_samples_only_at_the_same_n_samples(tmp_path, monkeypatch):
+    grid = {"d": [3], "N": [50], "k": [0.0], "ridge": [0.0, 0.1], "T": [30], "seeds": 1, "n_samples": 300}
+    res = tmp_path / "res"
+    first = lindiff.sweep(grid, results=res, empirical=True, progress=False)
+    assert (first.n_samples == 300).all()
+    calls = []
+    real = sweep_mod._run_task
+    monkeypatch.setattr(sweep_mod, "_run_task", lambda spec, ctx, workers=1: calls.append(spec) or real(spec, ctx, workers))
+    again = lindiff.sweep(grid, results=res, empirical=True, progress=False)
+    assert calls == []  # everything was there, at this n_samples
+    pd.testing.assert_frame_equal(again, first, check_exact=True)
+    more = lindiff.sweep({**grid, "n_samples": 900}, results=res, empirical=True, progress=False)
+    assert len(calls) == 1 and (more.n_samples == 900).all()
+    assert not np.array_equal(more.emp_kl_forward, first.emp_kl_forward)
+    pd.testing.assert_frame_equal(more.drop(columns=["emp_kl_forward", "emp_kl_reverse", "n_samples"]),
+                                  first.drop(columns=["emp_kl_forward", "emp_kl_reverse", "n_samples"]))
+
+
+def test_format_1_files_are_read_and_their_samples_not_trusted(tmp_path):
+    import pyarrow.parquet as pq
+
+    grid = {"d": [3], "N": [50], "k": [0.0], "T": [30], "seeds": 1, "n_samples": 300}
+    res = tmp_path / "res"
+    df = lindiff.sweep(grid, results=res, empirical=True, progress=False)
+    for f in res.glob("*.parquet"):  # rewrite as format 1 did: no n_samples column
+        pq.write_table(pq.read_table(f).drop(["n_samples"]), f)
+    store = lindiff.store.ResultStore(res)
+    old = store.read()
+    assert (old.n_samples == 0).all() and np.array_equal(old.emp_kl_forward, df.emp_kl_forward)
+    assert store.keys(n_samples=300) == set() and len(store.keys()) == len(df)
+    redo = lindiff.sweep(grid, results=res, empirical=True, progress=False)
+    assert (redo.n_samples == 300).all()
 
 
 # ---------------------------------------------------------------------- Dask
@@ -443,7 +482,7 @@ def test_dask_worker_killed_mid_sweep(dask_client, tmp_path):
         import importlib
         import time
 
-        m = importlib.import_module("lindiff.sweep")
+        m = importlib.import_module("lindiff.sweeps")
         orig = getattr(m._run_task, "_orig", m._run_task)
         if delay == 0:
             m._run_task = orig

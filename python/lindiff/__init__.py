@@ -22,7 +22,7 @@ from .model import (
 from .sampling import sample_affine_chain
 from .schedule import Schedule
 from .stats import EmpiricalStats
-from .sweep import sweep
+from .sweeps import sweep
 from .targets import GaussianTarget
 
 try:

@@ -221,7 +221,7 @@ _SWEEP_FLAGS = {
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     try:
-        from .sweep import load_grid, summarise, sweep
+        from .sweeps import load_grid, summarise, sweep
         from .store import _require
 
         _require("pandas")

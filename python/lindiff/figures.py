@@ -916,7 +916,7 @@ def _sweep_frame(d: int, ks: Sequence[float], ratios: Sequence[float], seeds: in
     """The same rows as :func:`gaussian_frame`, computed by :func:`lindiff.sweep`; None when the
     sweep (or its pyarrow/pandas dependencies) is not installed."""
     try:
-        from .sweep import sweep
+        from .sweeps import sweep
     except ImportError:
         return None
     pd = _pd()

@@ -5,14 +5,16 @@ Layout
 ::
 
     DIR/
-      _lindiff_store.json            format marker: {"format": "lindiff-sweep", "version": 1, ...}
+      _lindiff_store.json            format marker: {"format": "lindiff-sweep", "version": 2, ...}
       <32 hex digits>.parquet        the rows of one finished task (one row per configuration)
       .tmp-<…>.parquet               a write in progress (ignored by every reader; removed when stale)
 
 - Every ``*.parquet`` file has the same schema (:data:`SCHEMA`): the parameter columns
   ``dataset, k, d, N, seed, ridge, train_time, T, schedule, sampler, sigma, final_noise`` and the
   measure columns (see :data:`MEASURE_COLUMNS`, :data:`EMPIRICAL_COLUMNS`). ``train_time = inf`` is
-  the converged optimum; ``k`` is NaN for data sets; ``emp_*`` are NaN when not computed.
+  the converged optimum; ``k`` is NaN for data sets; ``emp_*`` are NaN and ``n_samples`` is 0
+  when no samples were drawn. Files of format 1 (before ``n_samples``) are read with
+  ``n_samples = 0``, so their sample-based rows are recomputed when samples are asked for.
 - A row is identified by its parameter columns (the *row key*). The file name is a stable hash
   (SHA-256 of a canonical JSON of the task's parameters, first 32 hex digits), so the same task
   always lands in the same file. Re-running a sweep computes only configurations whose key is
@@ -59,7 +61,7 @@ __all__ = [
     "stable_hash",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: n_samples (int, 0 = no samples drawn) after the emp_* columns
 MARKER = "_lindiff_store.json"
 
 #: Parameter columns (the row key), in order, with their Arrow types.
@@ -74,10 +76,12 @@ MEASURE_COLUMNS: tuple[str, ...] = (
     "theory_ideal_forward", "theory_ideal_reverse", "theory_mp_forward", "theory_mp_reverse",
 )
 #: Sample-based measures (NaN unless the sweep ran with ``empirical=True``).
-EMPIRICAL_COLUMNS: tuple[str, ...] = ("emp_kl_forward", "emp_kl_reverse")
+EMPIRICAL_COLUMNS: tuple[str, ...] = ("emp_kl_forward", "emp_kl_reverse", "n_samples")
+#: Columns added since format 1 and the value an older file's rows get for them on reading.
+_ADDED: dict[str, Any] = {"n_samples": 0}
 
 _STR = ("dataset", "schedule", "sampler", "sigma")
-_INT = ("d", "N", "seed", "T")
+_INT = ("d", "N", "seed", "T", "n_samples")
 _BOOL = ("final_noise",)
 
 _INSTALL = "pip install 'lindiff[sweep]'  (pandas, pyarrow, tqdm)"
@@ -172,13 +176,18 @@ class ResultStore:
                 raise ValueError(f"{marker} is not a lindiff store marker") from exc
             if info.get("format") != "lindiff-sweep" or int(info.get("version", 0)) > FORMAT_VERSION:
                 raise ValueError(f"{self.path} holds a store of an unknown format/version: {info}")
+            if int(info.get("version", 0)) < FORMAT_VERSION:  # readable: upgrade the marker only
+                self._write_marker(marker)
         else:
-            self._atomic_bytes(marker, json.dumps({
-                "format": "lindiff-sweep", "version": FORMAT_VERSION,
-                "key": list(PARAM_COLUMNS),
-                "read_with": "pandas.read_parquet(DIR)",
-            }, indent=1).encode())
+            self._write_marker(marker)
         self._clean_stale_temp()
+
+    def _write_marker(self, marker: Path) -> None:
+        self._atomic_bytes(marker, json.dumps({
+            "format": "lindiff-sweep", "version": FORMAT_VERSION,
+            "key": list(PARAM_COLUMNS),
+            "read_with": "pandas.read_parquet(DIR)",
+        }, indent=1).encode())
 
     # ------------------------------------------------------------------ files
     def files(self) -> list[Path]:
@@ -229,7 +238,7 @@ class ResultStore:
         for field in sch:
             vals = columns.get(field.name)
             if vals is None:
-                vals = [math.nan] * n
+                vals = [_ADDED.get(field.name, math.nan)] * n
             arrays.append(pa.array(list(vals), type=field.type))
         table = pa.Table.from_arrays(arrays, schema=sch)
         final = self.path / f"{key}.parquet"
@@ -247,9 +256,10 @@ class ResultStore:
         self._fsync_dir()
         return final
 
-    def read_table(self) -> Any:
-        """All rows as one Arrow table; a row key written twice is kept once (filled emp_* first,
-        then the first file by name)."""
+    def read_table(self, n_samples: int | None = None) -> Any:
+        """All rows as one Arrow table; a row key written twice is kept once: rows made from
+        ``n_samples`` samples first (when given), then rows with filled emp_*, then the first file
+        by name."""
         pa = _require("pyarrow")
         pq = _require("pyarrow.parquet")
         sch = schema()
@@ -259,6 +269,9 @@ class ResultStore:
                 t = pq.read_table(p)
             except Exception as exc:  # not ours, or damaged outside lindiff
                 raise ValueError(f"cannot read results file {p}: {exc}") from exc
+            for name, fill in _ADDED.items():  # a format-1 file: no samples are known to match
+                if name not in t.schema.names:
+                    t = t.append_column(name, pa.array([fill] * t.num_rows, type=sch.field(name).type))
             if t.schema.names != sch.names:
                 raise ValueError(f"results file {p} has columns {t.schema.names}, expected {sch.names}")
             tables.append(t.cast(sch))
@@ -269,7 +282,9 @@ class ResultStore:
                 for vals in zip(*(table.column(c).to_pylist() for c in PARAM_COLUMNS))]
         # Prefer rows whose sample-based measures are filled, then the first file.
         emp = table.column("emp_kl_forward").to_pylist()
-        order = sorted(range(len(keys)), key=lambda i: (emp[i] is None or math.isnan(emp[i]), i))
+        made = table.column("n_samples").to_pylist()
+        order = sorted(range(len(keys)), key=lambda i: (
+            n_samples is not None and made[i] != n_samples, emp[i] is None or math.isnan(emp[i]), i))
         seen: set[tuple[Any, ...]] = set()
         keep = []
         for i in order:
@@ -281,21 +296,25 @@ class ResultStore:
             table = table.take(pa.array(sorted(keep), type=pa.int64()))
         return table
 
-    def read(self) -> Any:
-        """All rows as a pandas DataFrame."""
+    def read(self, n_samples: int | None = None) -> Any:
+        """All rows as a pandas DataFrame (see :meth:`read_table`)."""
         _require("pandas")
-        return self.read_table().to_pandas()
+        return self.read_table(n_samples).to_pandas()
 
-    def keys(self, require_empirical: bool = False) -> set[tuple[Any, ...]]:
-        """Row keys present (with ``require_empirical``, only rows whose emp_* are filled)."""
+    def keys(self, n_samples: int | None = None) -> set[tuple[Any, ...]]:
+        """Row keys present; with ``n_samples``, only rows whose sample-based measures are filled and
+        were made from that many samples."""
         out: set[tuple[Any, ...]] = set()
         pq = _require("pyarrow.parquet")
-        cols = list(PARAM_COLUMNS) + (["emp_kl_forward"] if require_empirical else [])
         for p in self.files():
-            t = pq.read_table(p, columns=cols)
-            data = [t.column(c).to_pylist() for c in cols]
+            names = pq.read_schema(p).names
+            extra = [] if n_samples is None else ["emp_kl_forward"] + (["n_samples"] if "n_samples" in names else [])
+            t = pq.read_table(p, columns=list(PARAM_COLUMNS) + extra)
+            data = [t.column(c).to_pylist() for c in t.schema.names]
             for vals in zip(*data):
-                if require_empirical and (vals[-1] is None or math.isnan(vals[-1])):
-                    continue
-                out.add(row_key(dict(zip(PARAM_COLUMNS, vals))))
+                if n_samples is not None:
+                    emp, made = vals[len(PARAM_COLUMNS)], (vals[-1] if len(extra) == 2 else 0)
+                    if emp is None or math.isnan(emp) or made != n_samples:
+                        continue
+                out.add(row_key(dict(zip(PARAM_COLUMNS, vals[:len(PARAM_COLUMNS)]))))
         return out

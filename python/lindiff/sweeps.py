@@ -63,8 +63,8 @@ GRID_KEYS: dict[str, str] = {
     "T": "diffusion steps (list of int >= 1, default [1000])",
     "schedule": "'paper', 'linear' or 'cosine' (or a list; default 'paper')",
     "sampler": "'ddpm' and/or 'ddim' (default ['ddpm'])",
-    "sigma": "'beta' and/or 'beta_tilde' (DDPM noise variance; default ['beta'])",
-    "final_noise": "true and/or false: noise at the last DDPM step (default [true])",
+    "sigma": "'beta' and/or 'beta_tilde' (DDPM noise variance; default ['beta']); DDIM rows say 'none'",
+    "final_noise": "true and/or false: noise at the last DDPM step (default [true]); DDIM rows say false",
     "seeds": "number of training sets (int n: seeds 0..n-1) or a list of seeds (default 1)",
     "rotation": "None (axis-aligned target) or 'random' (Haar rotation, fixed per (d, k))",
     "dataset": "a lindiff.datasets name, or an array (n, d) of data; replaces k",
@@ -325,10 +325,15 @@ class _Plan:
     def configs(self) -> list[dict[str, Any]]:
         out = []
         for s in self.sources:
+            seen: set[tuple[Any, ...]] = set()
             for N, seed, T, sch, smp, sig, fn, r, tt in product(
                 self.Ns[s["d"]], self.seeds, self.Ts, self.schedules, self.samplers, self.sigmas,
                 self.final_noise, self.ridges, self.times,
             ):
+                sig, fn = _noise_options(smp, sig, fn)
+                if (N, seed, T, sch, smp, sig, fn, r, tt) in seen:  # DDIM: one row, whatever sigma
+                    continue
+                seen.add((N, seed, T, sch, smp, sig, fn, r, tt))
                 out.append({"dataset": s["dataset"], "k": s["k"], "d": s["d"], "N": N, "seed": seed,
                             "ridge": r, "train_time": tt, "T": T, "schedule": sch, "sampler": smp,
                             "sigma": sig, "final_noise": fn})
@@ -356,6 +361,18 @@ class _Plan:
             spec["key"] = stable_hash(spec)
             out.append(spec)
         return out
+
+
+def _noise_options(sampler: str, sigma: str, final_noise: bool) -> tuple[str, bool]:
+    """The (sigma, final_noise) recorded for a row. DDIM (η = 0) adds no noise at all, so its rows
+    carry sigma = "none" and final_noise = False, once, instead of repeating identical numbers for
+    every sigma and final_noise of the grid."""
+    return ("none", False) if sampler == "ddim" else (sigma, final_noise)
+
+
+def _model_options(sampler: str, sigma: str, final_noise: bool) -> dict[str, Any]:
+    """Keyword arguments for the model's evaluate/sample calls (DDIM ignores sigma)."""
+    return {"sampler": sampler, "sigma": "beta" if sigma == "none" else sigma, "final_noise": bool(final_noise)}
 
 
 # ====================================================================== the task (runs anywhere)
@@ -440,7 +457,7 @@ def _opt_values(sid: str, target: Any, setting: Sequence[Any], ridges: Sequence[
     if need_r:
         T, sch, smp, sig, fn = setting
         g = evaluate_grid(_exact_stats(sid, target, workers), target, _schedule(T, sch), ridge=need_r,
-                          train_time=need_t, sampler=smp, sigma=sig, final_noise=fn, workers=workers)
+                          train_time=need_t, workers=workers, **_model_options(smp, sig, fn))
         with _CACHE_LOCK:
             for i, r in enumerate(need_r):
                 for j, t in enumerate(need_t):
@@ -490,8 +507,8 @@ def _run_task(spec: Mapping[str, Any], ctx: Mapping[str, Any] | None, workers: i
             ridges = _unique(float(r) for r, _ in pairs)
             times = _unique(float(t) for _, t in pairs)
             schedule = _schedule(T, sch)
-            g = evaluate_grid(stats, target, schedule, ridge=ridges, train_time=times, sampler=smp,
-                              sigma=sig, final_noise=fn, workers=workers)
+            g = evaluate_grid(stats, target, schedule, ridge=ridges, train_time=times, workers=workers,
+                              **_model_options(smp, sig, fn))
             opt = _opt_values(sid, target, setting, ridges, times, workers)
             bayes = _bayes(sid, target, T, sch, workers)
             ri = {r: i for i, r in enumerate(ridges)}
@@ -507,16 +524,16 @@ def _run_task(spec: Mapping[str, Any], ctx: Mapping[str, Any] | None, workers: i
                        "excess_forward": kf - of, "excess_reverse": kr - orv,
                        "train_loss": float(g.train_loss[i, j]), "test_loss": float(g.test_loss[i, j]),
                        "bayes_loss": bayes, **th,
-                       "emp_kl_forward": math.nan, "emp_kl_reverse": math.nan}
+                       "emp_kl_forward": math.nan, "emp_kl_reverse": math.nan, "n_samples": 0}
                 if spec["empirical"]:
                     model = LinearDiffusion(stats, schedule, ridge=float(r),
                                             train_time=None if math.isinf(t) else float(t), workers=workers)
                     rng = np.random.SeedSequence(_entropy({"purpose": "samples", **{
                         c: row[c] for c in PARAM_COLUMNS}}))
-                    samples = model.sample(int(spec["n_samples"]), sampler=smp, sigma=sig,  # type: ignore[attr-defined]
-                                           final_noise=fn, rng=rng)
+                    samples = model.sample(int(spec["n_samples"]), rng=rng, **_model_options(smp, sig, fn))
                     emp = gaussian_fit_kl(samples, target, "both", workers=workers)
                     row["emp_kl_forward"], row["emp_kl_reverse"] = float(emp["forward"]), float(emp["reverse"])
+                    row["n_samples"] = int(spec["n_samples"])
                 for c in cols:
                     cols[c].append(row[c])
     return cols
@@ -674,13 +691,16 @@ def sweep(
         A tqdm progress bar on stderr; default: only when stderr is a terminal.
     empirical : bool
         Also generate ``n_samples`` samples per configuration (``LinearDiffusion.sample``) and add
-        the Gaussian-fit KL columns ``emp_kl_forward``, ``emp_kl_reverse``.
+        the Gaussian-fit KL columns ``emp_kl_forward``, ``emp_kl_reverse`` and ``n_samples``. A
+        results store re-uses sample-based rows only when they were made with the same
+        ``n_samples``.
 
     Returns
     -------
     pandas.DataFrame
         Columns: the parameters ``dataset, k, d, N, seed, ridge, train_time, T, schedule, sampler,
-        sigma, final_noise`` and the measures ``kl_forward, kl_reverse`` (exact KL of the generated
+        sigma, final_noise`` (DDIM, which adds no noise, has one row per configuration with
+        ``sigma = "none"`` and ``final_noise = False``) and the measures ``kl_forward, kl_reverse`` (exact KL of the generated
         law to the target), ``kl_opt_forward, kl_opt_reverse`` (the same settings built from the
         exact target moments, N = ∞), ``excess_* = kl_* − kl_opt_*``, ``train_loss, test_loss``
         (averaged over t), ``bayes_loss`` (the t-averaged Bayes floor), and the theory.md §6
@@ -710,7 +730,7 @@ def sweep(
     configs = plan.configs()
     keys = [row_key(c) for c in configs]
     store = ResultStore(results) if results is not None else None
-    have = store.keys(require_empirical=empirical) if store is not None else set()
+    have = store.keys(n_samples=plan.n_samples if empirical else None) if store is not None else set()
     missing = [c for c, k in zip(configs, keys) if k not in have]
     tasks = plan.tasks(missing, empirical)
     wanted = set(keys)
@@ -738,7 +758,7 @@ def sweep(
     pa = _require("pyarrow")
     sch = schema()
     if store is not None:
-        table = store.read_table()
+        table = store.read_table(plan.n_samples if empirical else None)
     elif collected:
         table = pa.concat_tables([pa.Table.from_pydict(c, schema=sch) for c in collected])
     else:

@@ -9,18 +9,19 @@ namespace {
 using SeedArray = py::array_t<std::uint64_t, py::array::c_style | py::array::forcecast>;
 using DoubleArray = py::array_t<double, py::array::c_style | py::array::forcecast>;
 
-// Ctrl-C between batches: take the GIL briefly on the calling thread and let Python raise.
-void check_signals() {
-  py::gil_scoped_acquire acquire;
-  if (PyErr_CheckSignals() != 0) throw py::error_already_set();
-}
-
-SampleRun make_run(const SeedArray& seeds, int workers) {
+// Between batches/steps: take the GIL briefly on the calling thread, let Python raise on Ctrl-C,
+// and report the work units done to `progress` (a Python callable taking an int, or None).
+SampleRun make_run(const SeedArray& seeds, int workers, const py::object& progress) {
   SampleRun run;
   run.seeds = seeds.data();
   run.n_seed_words = static_cast<Index>(seeds.size());
   run.workers = check_workers(workers);
-  run.check = check_signals;
+  const bool report = !progress.is_none();
+  run.tick = [progress, report](Index units) {
+    py::gil_scoped_acquire acquire;
+    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+    if (report && units > 0) progress(units);
+  };
   return run;
 }
 
@@ -61,42 +62,43 @@ void bind_sampling(py::module_& m) {
       "sample_eigen_chain",
       [](const ConstRowRef& U, const ConstRowRef& a, const ConstRowRef& c, const Vector& sigma, const SeedArray& seeds,
          int workers, Eigen::Ref<RowMatrix> out, const py::object& noise, const py::object& trajectory,
-         const std::vector<Index>& slot) {
+         const std::vector<Index>& slot, const py::object& progress) {
         DoubleArray noise_keep;
         const auto chain = make_chain(sigma, noise, noise_keep, trajectory, slot, out.rows(), out.cols());
-        const auto run = make_run(seeds, workers);
+        const auto run = make_run(seeds, workers, progress);
         py::gil_scoped_release release;
         sample_eigen_chain(U, a, c, chain, run, out);
       },
       py::arg("U"), py::arg("a"), py::arg("c"), py::arg("sigma"), py::arg("seeds"), py::arg("workers"),
       py::arg("out").noconvert(), py::arg("noise") = py::none(), py::arg("trajectory") = py::none(),
-      py::arg("slot") = std::vector<Index>{});
+      py::arg("slot") = std::vector<Index>{}, py::arg("progress") = py::none());
   m.def(
       "sample_dense_chain",
       [](const DoubleArray& W, const ConstRowRef& b, const Vector& p, const Vector& q, const Vector& sigma,
          const SeedArray& seeds, int workers, Eigen::Ref<RowMatrix> out, const py::object& noise,
-         const py::object& trajectory, const std::vector<Index>& slot) {
+         const py::object& trajectory, const std::vector<Index>& slot, const py::object& progress) {
         if (W.ndim() != 3 || W.shape(1) != W.shape(2)) throw std::invalid_argument("W must have shape (T, d, d)");
         const Index T = W.shape(0), d = W.shape(1);
         if (sigma.size() != T) throw std::invalid_argument("sigma must have length T");
         DoubleArray noise_keep;
         const auto chain = make_chain(sigma, noise, noise_keep, trajectory, slot, out.rows(), out.cols());
-        const auto run = make_run(seeds, workers);
+        const auto run = make_run(seeds, workers, progress);
         py::gil_scoped_release release;
         sample_dense_chain(W.data(), T, d, b, p, q, chain, run, out);
       },
       py::arg("W"), py::arg("b"), py::arg("p"), py::arg("q"), py::arg("sigma"), py::arg("seeds"), py::arg("workers"),
       py::arg("out").noconvert(), py::arg("noise") = py::none(), py::arg("trajectory") = py::none(),
-      py::arg("slot") = std::vector<Index>{});
+      py::arg("slot") = std::vector<Index>{}, py::arg("progress") = py::none());
   m.def(
       "sample_gaussian",
       [](const Vector& mean, const Vector& scale, const ConstRowRef& V, const SeedArray& seeds, int workers,
-         Eigen::Ref<RowMatrix> out) {
-        const auto run = make_run(seeds, workers);
+         Eigen::Ref<RowMatrix> out, const py::object& progress) {
+        const auto run = make_run(seeds, workers, progress);
         py::gil_scoped_release release;
         sample_gaussian(mean, scale, V, run, out);
       },
-      py::arg("mean"), py::arg("scale"), py::arg("V"), py::arg("seeds"), py::arg("workers"), py::arg("out").noconvert());
+      py::arg("mean"), py::arg("scale"), py::arg("V"), py::arg("seeds"), py::arg("workers"), py::arg("out").noconvert(),
+      py::arg("progress") = py::none());
   m.def(
       "standard_normal",
       [](Index n, const SeedArray& seed) {
@@ -112,7 +114,11 @@ void bind_sampling(py::module_& m) {
         return out;
       },
       py::arg("n"), py::arg("seed"),
-      "n standard normals from one xoshiro256++ stream with Box–Muller (testing and benchmarks only).");
+      "n standard normals from one NormalStream (8 xoshiro256++ lanes, Box–Muller; testing and benchmarks only).");
+  m.def("sampling_simd", &sampling_simd, "The SIMD path of the samplers' generator: avx512, avx2 or baseline.");
+  m.def("sampling_simd_available", &sampling_simd_available, "SIMD paths this CPU can run, best first.");
+  m.def("set_sampling_simd", &set_sampling_simd, py::arg("name"),
+        "Force a SIMD path ('auto' = best); results are bit-identical on every path (tests, benchmarks).");
 }
 
 }  // namespace lindiff::bindings

@@ -1,7 +1,9 @@
 #include "lindiff/sampling.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 
@@ -28,21 +30,23 @@ void check_run(const SampleRun& run, Index n) {
             std::to_string(4 * n_blocks_for(n)) + " words)");
 }
 
-// Blocks in batches of workers × kBlocksPerWorker; `run.check` between batches, on this thread.
+// Blocks in batches of workers × kBlocksPerWorker; `run.tick` between batches, on this thread, with
+// the block-steps done (units_per_block per block).
 template <class F>
-void run_blocks(Index n, const SampleRun& run, F&& task) {
+void run_blocks(Index n, const SampleRun& run, Index units_per_block, F&& task) {
   const Index n_blocks = n_blocks_for(n);
   const Index batch = static_cast<Index>(run.workers) * kBlocksPerWorker;
   for (Index start = 0; start < n_blocks; start += batch) {
-    if (run.check) run.check();
+    if (run.tick) run.tick(0);
     const Index count = std::min(batch, n_blocks - start);
     parallel_for(count, run.workers, [&](Index i) {
       const Index blk = start + i;
       const Index row0 = blk * kSampleBlock;
       const Index m = std::min(kSampleBlock, n - row0);
-      Xoshiro256pp g(run.seeds + 4 * blk);
+      NormalStream g(run.seeds + 4 * blk);
       task(row0, m, g);
     });
+    if (run.tick) run.tick(count * units_per_block);
   }
 }
 
@@ -66,56 +70,350 @@ inline bool records(const ChainSpecSampling& chain, Index t) {
   return chain.trajectory != nullptr && chain.slot[static_cast<size_t>(t)] >= 0;
 }
 
-}  // namespace
+// ============================================================================ SIMD kernels
+// The generator (rng.hpp) and the fused noise + update loops, written once on GCC vector types of
+// W doubles and instantiated for W = 8 (AVX-512), 4 (AVX2) and 2 (SSE, the x86-64-v2 baseline).
+// The eight xoshiro lanes are K = 8/W native vectors. Only lane-wise +, −, ×, ÷, √ and bit
+// operations are used, without FMA contraction (sampling.cpp is compiled with -ffp-contract=off),
+// so every instantiation rounds identically.
+#define LINDIFF_AI __attribute__((always_inline)) inline
 
-// Runtime dispatch: an AVX2 clone (4 doubles per vector, about 2× the SSE4.2 baseline on the
-// Box–Muller loop) and the portable default. sampling.cpp is compiled with -ffp-contract=off, so both
-// clones round identically: the same seed gives the same normals on every x86-64 machine.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-__attribute__((target_clones("avx2", "default")))
-#endif
-void fill_standard_normal(Xoshiro256pp& g, double* out, Index n) {
-  double u1[kNormalChunk], u2[kNormalChunk];
-  Index done = 0;
-  while (done < n) {
-    const Index pairs = std::min<Index>(kNormalChunk, (n - done + 1) / 2);
-    for (Index i = 0; i < pairs; ++i) {
-      // 52-bit uniforms by exponent stuffing: [1, 2) − 1 ∈ [0, 1), and 2 − [1, 2) ∈ (0, 1].
-      u1[i] = 2.0 - detail::bits_to_double(0x3FF0000000000000ULL | (g.next() >> 12));
-      u2[i] = detail::bits_to_double(0x3FF0000000000000ULL | (g.next() >> 12)) - 1.0;
-    }
-    const Index rest = n - done;
-    if (rest >= 2 * pairs) {
-      double* oc = out + done;
-      double* os = oc + pairs;
-#pragma GCC ivdep
-      for (Index i = 0; i < pairs; ++i) {
-        const double r = std::sqrt(-2.0 * detail::log_positive(u1[i]));
-        double c, s;
-        detail::sincos_2pi(u2[i], c, s);
-        oc[i] = r * c;
-        os[i] = r * s;
-      }
-      done += 2 * pairs;
-    } else {  // the last, short chunk: rest = 2·pairs − 1 (odd n); the final sine is dropped
-      double tmp[2 * kNormalChunk];
-      for (Index i = 0; i < pairs; ++i) {
-        const double r = std::sqrt(-2.0 * detail::log_positive(u1[i]));
-        double c, s;
-        detail::sincos_2pi(u2[i], c, s);
-        tmp[i] = r * c;
-        tmp[pairs + i] = r * s;
-      }
-      std::copy(tmp, tmp + rest, out + done);
-      done = n;
+template <int W>
+struct Simd {
+  typedef double D __attribute__((vector_size(8 * W)));
+  typedef std::uint64_t U __attribute__((vector_size(8 * W)));
+  static constexpr int K = NormalStream::kLanes / W;
+};
+
+template <class D>
+LINDIFF_AI D splat(double x) {
+  D r;
+  for (unsigned i = 0; i < sizeof(D) / 8; ++i) r[i] = x;
+  return r;
+}
+template <class U>
+LINDIFF_AI U splatu(std::uint64_t x) {
+  U r;
+  for (unsigned i = 0; i < sizeof(U) / 8; ++i) r[i] = x;
+  return r;
+}
+template <class U>
+LINDIFF_AI U rotl(U x, int k) {
+  return (x << k) | (x >> (64 - k));
+}
+template <class D>
+LINDIFF_AI D vsqrt(D x) {
+  D r;
+  for (unsigned i = 0; i < sizeof(D) / 8; ++i) r[i] = __builtin_sqrt(x[i]);
+  return r;
+}
+
+// ln u for normal, positive, finite u (here u ∈ [2⁻⁵², 1]): u = 2^e·m with m ∈ [√½, √2),
+// ln m = 2 atanh(s), s = (m−1)/(m+1), |s| ≤ 0.1716, series to s²³ (truncation < 1e-17 relative);
+// e·ln 2 in two parts (ln2_hi·e is exact).
+template <class D, class U>
+LINDIFF_AI D vlog(D u) {
+  const U b = (U)u;
+  const U mant = b & splatu<U>(0x000FFFFFFFFFFFFFULL);
+  const U big = (U)(mant > splatu<U>(0x6A09E667F3BCCULL)) & splatu<U>(1);  // m > √2: use m/2
+  const D m = (D)(mant | ((splatu<U>(1023) - big) << 52));
+  // The exponent as a double without an int64 → double conversion (none before AVX-512).
+  const D e = (D)(splatu<U>(0x4330000000000000ULL) | ((b >> 52) + big)) - splat<D>(4503599627370496.0 + 1023.0);
+  const D s = (m - 1.0) / (m + 1.0);
+  const D s2 = s * s;
+  D p = splat<D>(1.0 / 23);
+  p = p * s2 + 1.0 / 21;
+  p = p * s2 + 1.0 / 19;
+  p = p * s2 + 1.0 / 17;
+  p = p * s2 + 1.0 / 15;
+  p = p * s2 + 1.0 / 13;
+  p = p * s2 + 1.0 / 11;
+  p = p * s2 + 1.0 / 9;
+  p = p * s2 + 1.0 / 7;
+  p = p * s2 + 1.0 / 5;
+  p = p * s2 + 1.0 / 3;
+  const D lnm = 2.0 * s + 2.0 * s * s2 * p;
+  constexpr double ln2_hi = 6.93147180369123816490e-01;
+  constexpr double ln2_lo = 1.90821492927058770002e-10;
+  return e * ln2_hi + (lnm + e * ln2_lo);
+}
+
+// cos(2πu) and sin(2πu) for u ∈ [0, 1): quadrant k = rint(4u), φ = (4u − k)·π/2 ∈ [−π/4, π/4],
+// Taylor polynomials to φ¹⁵ / φ¹⁶, then a rotation by k quarter turns through sign and swap masks.
+template <class D, class U>
+LINDIFF_AI void vsincos_2pi(D u, D& c_out, D& s_out) {
+  const D q = 4.0 * u;
+  const D shifted = q + 6755399441055744.0;  // 1.5·2⁵²: rint(q) lands in the low mantissa bits
+  const D k = shifted - 6755399441055744.0;
+  const U kk = (U)shifted & splatu<U>(3);  // k mod 4
+  const D x = (q - k) * 1.5707963267948966;
+  const D x2 = x * x;
+  D sp = splat<D>(-1.0 / 1307674368000.0);  // −1/15!
+  sp = sp * x2 + 1.0 / 6227020800.0;
+  sp = sp * x2 - 1.0 / 39916800.0;
+  sp = sp * x2 + 1.0 / 362880.0;
+  sp = sp * x2 - 1.0 / 5040.0;
+  sp = sp * x2 + 1.0 / 120.0;
+  sp = sp * x2 - 1.0 / 6.0;
+  const D sn = x + x * x2 * sp;
+  D cp = splat<D>(1.0 / 20922789888000.0);  // 1/16!
+  cp = cp * x2 - 1.0 / 87178291200.0;
+  cp = cp * x2 + 1.0 / 479001600.0;
+  cp = cp * x2 - 1.0 / 3628800.0;
+  cp = cp * x2 + 1.0 / 40320.0;
+  cp = cp * x2 - 1.0 / 720.0;
+  cp = cp * x2 + 1.0 / 24.0;
+  cp = cp * x2 - 0.5;
+  const D cs = 1.0 + x2 * cp;
+  // Odd k swaps sin and cos; sin < 0 for k ∈ {2, 3}, cos < 0 for k ∈ {1, 2}.
+  const U swap = splatu<U>(0) - (kk & 1);
+  const U bs = (U)sn, bc = (U)cs;
+  const U s0 = (bs & ~swap) | (bc & swap);
+  const U c0 = (bc & ~swap) | (bs & swap);
+  s_out = (D)(s0 ^ ((kk >> 1) << 63));
+  c_out = (D)(c0 ^ (((kk ^ (kk >> 1)) & 1) << 63));
+}
+
+// The eight lanes of a NormalStream held in registers for the duration of one kernel call.
+template <int W>
+struct Lanes {
+  using D = typename Simd<W>::D;
+  using U = typename Simd<W>::U;
+  static constexpr int K = Simd<W>::K;
+  U s0[K], s1[K], s2[K], s3[K];
+
+  LINDIFF_AI explicit Lanes(const NormalStream& st) {
+    for (int j = 0; j < K; ++j) {
+      std::memcpy(&s0[j], st.s[0] + j * W, sizeof(U));
+      std::memcpy(&s1[j], st.s[1] + j * W, sizeof(U));
+      std::memcpy(&s2[j], st.s[2] + j * W, sizeof(U));
+      std::memcpy(&s3[j], st.s[3] + j * W, sizeof(U));
     }
   }
+  LINDIFF_AI void save(NormalStream& st) const {
+    for (int j = 0; j < K; ++j) {
+      std::memcpy(st.s[0] + j * W, &s0[j], sizeof(U));
+      std::memcpy(st.s[1] + j * W, &s1[j], sizeof(U));
+      std::memcpy(st.s[2] + j * W, &s2[j], sizeof(U));
+      std::memcpy(st.s[3] + j * W, &s3[j], sizeof(U));
+    }
+  }
+  LINDIFF_AI U next(int j) {  // xoshiro256++ on W lanes
+    const U r = rotl(s0[j] + s3[j], 23) + s0[j];
+    const U t = s1[j] << 17;
+    s2[j] ^= s0[j];
+    s3[j] ^= s1[j];
+    s1[j] ^= s2[j];
+    s0[j] ^= s3[j];
+    s2[j] ^= t;
+    s3[j] = rotl(s3[j], 45);
+    return r;
+  }
+  // One round: out[l] = r_l cos θ_l, out[8 + l] = r_l sin θ_l for the eight lanes l.
+  LINDIFF_AI void round(double* out) {
+    const U one = splatu<U>(0x3FF0000000000000ULL);
+    for (int j = 0; j < K; ++j) {
+      const U x1 = next(j), x2 = next(j);
+      // 52-bit uniforms by exponent stuffing: 2 − [1, 2) ∈ (0, 1] and [1, 2) − 1 ∈ [0, 1).
+      const D u1 = splat<D>(2.0) - (D)(one | (x1 >> 12));
+      const D u2 = (D)(one | (x2 >> 12)) - 1.0;
+      const D r = vsqrt(-2.0 * vlog<D, U>(u1));
+      D c, s;
+      vsincos_2pi<D, U>(u2, c, s);
+      c = r * c;
+      s = r * s;
+      std::memcpy(out + j * W, &c, sizeof(D));
+      std::memcpy(out + NormalStream::kLanes + j * W, &s, sizeof(D));
+    }
+  }
+};
+
+// Hand the next n normals of the stream to f(j, z, count), covering j = 0..n−1 in order: leftovers of
+// the current round, then whole rounds (count = 16, a constant after inlining, so f's loop
+// vectorises), then the head of a new round whose rest stays in st.buf.
+template <int W, class F>
+LINDIFF_AI void consume(Lanes<W>& L, NormalStream& st, Index n, F&& f) {
+  constexpr int R = NormalStream::kRound;
+  Index j = 0;
+  if (st.pos < R && n > 0) {
+    const int cnt = static_cast<int>(std::min<Index>(R - st.pos, n));
+    f(j, st.buf + st.pos, cnt);
+    st.pos += cnt;
+    j += cnt;
+  }
+  for (; j + R <= n; j += R) {
+    alignas(64) double z[R];
+    L.round(z);
+    f(j, static_cast<const double*>(z), R);
+  }
+  if (j < n) {
+    L.round(st.buf);
+    const int cnt = static_cast<int>(n - j);
+    f(j, static_cast<const double*>(st.buf), cnt);
+    st.pos = cnt;
+  }
+}
+
+template <int W>
+LINDIFF_AI void fill_k(NormalStream& st, double* out, Index n) {
+  Lanes<W> L(st);
+  consume<W>(L, st, n, [&](Index j, const double* z, int cnt) __attribute__((always_inline)) {
+    for (int i = 0; i < cnt; ++i) out[j + i] = z[i];
+  });
+  L.save(st);
+}
+
+// Eigen chain step on `rows` rows of Y (row-major, d columns): y ← a∘y + c + σ z.
+template <int W>
+LINDIFF_AI void diag_step_k(NormalStream& st, double* Y, Index rows, Index d, const double* a, const double* c,
+                            double sig) {
+  Lanes<W> L(st);
+  for (Index r = 0; r < rows; ++r) {
+    double* y = Y + r * d;
+    consume<W>(L, st, d, [&](Index j, const double* z, int cnt) __attribute__((always_inline)) {
+      for (int i = 0; i < cnt; ++i) y[j + i] = a[j + i] * y[j + i] + c[j + i] + sig * z[i];
+    });
+  }
+  L.save(st);
+}
+
+// Dense chain step on `rows` rows: x ← p x + q (e + b) + σ z (e = W_t x, precomputed).
+template <int W>
+LINDIFF_AI void dense_step_k(NormalStream& st, double* X, const double* E, Index rows, Index d, const double* b,
+                             double p, double q, double sig) {
+  Lanes<W> L(st);
+  for (Index r = 0; r < rows; ++r) {
+    double* x = X + r * d;
+    const double* e = E + r * d;
+    consume<W>(L, st, d, [&](Index j, const double* z, int cnt) __attribute__((always_inline)) {
+      for (int i = 0; i < cnt; ++i) x[j + i] = p * x[j + i] + q * (e[j + i] + b[j + i]) + sig * z[i];
+    });
+  }
+  L.save(st);
+}
+
+// `rows` rows of k scaled normals: out[r, j] = scale[j]·z.
+template <int W>
+LINDIFF_AI void scaled_fill_k(NormalStream& st, double* out, Index rows, Index k, const double* scale) {
+  Lanes<W> L(st);
+  for (Index r = 0; r < rows; ++r) {
+    double* o = out + r * k;
+    consume<W>(L, st, k, [&](Index j, const double* z, int cnt) __attribute__((always_inline)) {
+      for (int i = 0; i < cnt; ++i) o[j + i] = scale[j + i] * z[i];
+    });
+  }
+  L.save(st);
+}
+
+struct Kernels {
+  void (*fill)(NormalStream&, double*, Index);
+  void (*diag_step)(NormalStream&, double*, Index, Index, const double*, const double*, double);
+  void (*dense_step)(NormalStream&, double*, const double*, Index, Index, const double*, double, double, double);
+  void (*scaled_fill)(NormalStream&, double*, Index, Index, const double*);
+};
+
+#define LINDIFF_KERNELS(NAME, TARGET, W)                                                                     \
+  TARGET void fill_##NAME(NormalStream& st, double* out, Index n) { fill_k<W>(st, out, n); }                 \
+  TARGET void diag_##NAME(NormalStream& st, double* Y, Index rows, Index d, const double* a, const double* c, \
+                          double sig) {                                                                      \
+    diag_step_k<W>(st, Y, rows, d, a, c, sig);                                                               \
+  }                                                                                                          \
+  TARGET void dense_##NAME(NormalStream& st, double* X, const double* E, Index rows, Index d,                \
+                           const double* b, double p, double q, double sig) {                               \
+    dense_step_k<W>(st, X, E, rows, d, b, p, q, sig);                                                        \
+  }                                                                                                          \
+  TARGET void scaled_##NAME(NormalStream& st, double* out, Index rows, Index k, const double* scale) {       \
+    scaled_fill_k<W>(st, out, rows, k, scale);                                                               \
+  }                                                                                                          \
+  constexpr Kernels kKernels_##NAME = {fill_##NAME, diag_##NAME, dense_##NAME, scaled_##NAME};
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define LINDIFF_X86_DISPATCH 1
+LINDIFF_KERNELS(avx512, __attribute__((target("arch=x86-64-v4"))), 8)
+LINDIFF_KERNELS(avx2, __attribute__((target("arch=x86-64-v3"))), 4)
+#endif
+LINDIFF_KERNELS(baseline, , 2)
+
+enum class Path { baseline = 0, avx2 = 1, avx512 = 2 };
+
+bool cpu_has(Path p) {
+#ifdef LINDIFF_X86_DISPATCH
+  __builtin_cpu_init();
+  if (p == Path::avx512) return __builtin_cpu_supports("x86-64-v4");
+  if (p == Path::avx2) return __builtin_cpu_supports("x86-64-v3");
+  return true;
+#else
+  return p == Path::baseline;
+#endif
+}
+
+Path best_path() {
+  if (cpu_has(Path::avx512)) return Path::avx512;
+  if (cpu_has(Path::avx2)) return Path::avx2;
+  return Path::baseline;
+}
+
+std::atomic<int> g_path{-1};
+
+const Kernels& kernels() {
+  int p = g_path.load(std::memory_order_relaxed);
+  if (p < 0) {
+    p = static_cast<int>(best_path());
+    g_path.store(p, std::memory_order_relaxed);
+  }
+#ifdef LINDIFF_X86_DISPATCH
+  if (p == static_cast<int>(Path::avx512)) return kKernels_avx512;
+  if (p == static_cast<int>(Path::avx2)) return kKernels_avx2;
+#endif
+  return kKernels_baseline;
+}
+
+const char* path_name(Path p) {
+  return p == Path::avx512 ? "avx512" : p == Path::avx2 ? "avx2" : "baseline";
+}
+
+}  // namespace
+
+std::string sampling_simd() {
+  kernels();
+  return path_name(static_cast<Path>(g_path.load()));
+}
+
+std::vector<std::string> sampling_simd_available() {
+  std::vector<std::string> out;
+  for (Path p : {Path::avx512, Path::avx2, Path::baseline})
+    if (cpu_has(p)) out.emplace_back(path_name(p));
+  return out;
+}
+
+void set_sampling_simd(const std::string& name) {
+  if (name == "auto") {
+    g_path.store(static_cast<int>(best_path()));
+    return;
+  }
+  for (Path p : {Path::avx512, Path::avx2, Path::baseline}) {
+    if (name == path_name(p)) {
+      check(cpu_has(p), "set_sampling_simd: this CPU cannot run the '" + name + "' path");
+      g_path.store(static_cast<int>(p));
+      return;
+    }
+  }
+  throw std::invalid_argument("set_sampling_simd: unknown path '" + name + "' (auto, avx512, avx2, baseline)");
+}
+
+void NormalStream::fill(double* out, Index n) {
+  if (n > 0) kernels().fill(*this, out, n);
+}
+
+void fill_standard_normal(Xoshiro256pp& g, double* out, Index n) {
+  NormalStream st(g);
+  st.fill(out, n);
 }
 
 void standard_normal(const std::uint64_t seed[4], double* out, Index n) {
   check(n >= 0, "standard_normal: n must be >= 0");
-  Xoshiro256pp g(seed);
-  fill_standard_normal(g, out, n);
+  NormalStream st(seed);
+  st.fill(out, n);
 }
 
 void sample_eigen_chain(const ConstRowRef& U, const ConstRowRef& a, const ConstRowRef& c,
@@ -127,34 +425,27 @@ void sample_eigen_chain(const ConstRowRef& U, const ConstRowRef& a, const ConstR
   check(U.allFinite() && a.allFinite() && c.allFinite(), "sample_eigen_chain: non-finite coefficients");
   check_chain(chain, T);
   check_run(run, n);
-  run_blocks(n, run, [&](Index row0, Index m, Xoshiro256pp& g) {
+  const Kernels& K = kernels();
+  run_blocks(n, run, T, [&](Index row0, Index m, NormalStream& g) {
+    // Y holds the block in U-coordinates, y = Uᵀu (rows: yᵀ = uᵀU); 256×d, it stays in L2.
     RowMatrix Y(m, d);
-    RowMatrix Z(chain.noise ? m : std::min(m, kRowChunk), d);
-    if (chain.noise) Y.noalias() = noise_block(chain, 0, n, d, row0, m) * U;  // rows: (Uᵀu)ᵀ
-    else fill_standard_normal(g, Y.data(), m * d);  // Uᵀu_T ~ N(0, I) as well
+    RowMatrix Z(chain.noise ? m : 0, d);
+    if (chain.noise) Y.noalias() = noise_block(chain, 0, n, d, row0, m) * U;
+    else g.fill(Y.data(), m * d);  // Uᵀu_T ~ N(0, I) as well
     if (records(chain, T)) traj_block(chain, T, n, d, row0, m).noalias() = Y * U.transpose();
     for (Index t = T; t >= 1; --t) {
       const Index k = t - 1;
       const double sig = chain.sigma(k);
       const double* ak = a.data() + k * a.outerStride();
       const double* ck = c.data() + k * c.outerStride();
-      const bool noisy = sig != 0.0;
-      if (noisy && chain.noise) Z.noalias() = noise_block(chain, T - t + 1, n, d, row0, m) * U;
-      for (Index r0 = 0; r0 < m; r0 += kRowChunk) {
-        const Index rows = std::min(kRowChunk, m - r0);
-        const double* zc = nullptr;
-        if (noisy) {
-          if (chain.noise) {
-            zc = Z.data() + r0 * d;
-          } else {
-            fill_standard_normal(g, Z.data(), rows * d);
-            zc = Z.data();
-          }
-        }
-        for (Index i = 0; i < rows; ++i) {
-          double* y = Y.data() + (r0 + i) * d;
-          if (noisy) {
-            const double* z = zc + i * d;
+      if (sig != 0.0 && !chain.noise) {
+        K.diag_step(g, Y.data(), m, d, ak, ck, sig);  // fused: draw 16 normals, update 16 coordinates
+      } else {
+        if (sig != 0.0) Z.noalias() = noise_block(chain, T - t + 1, n, d, row0, m) * U;
+        for (Index i = 0; i < m; ++i) {
+          double* y = Y.data() + i * d;
+          if (sig != 0.0) {
+            const double* z = Z.data() + i * d;
             for (Index j = 0; j < d; ++j) y[j] = ak[j] * y[j] + ck[j] + sig * z[j];
           } else {
             for (Index j = 0; j < d; ++j) y[j] = ak[j] * y[j] + ck[j];
@@ -179,24 +470,25 @@ void sample_dense_chain(const double* W, Index T, Index d, const ConstRowRef& b,
   check(ConstRowMap(W, T * d, d).allFinite() && b.allFinite(), "sample_dense_chain: W and b must be finite");
   check_chain(chain, T);
   check_run(run, n);
+  const Kernels& K = kernels();
   // Step-synchronous over a batch of kGemmBatch blocks (a constant, independent of `workers`). Per
   // step: one GEMM E = X W_tᵀ over the whole batch, issued from the calling thread through
-  // blas::gemm (NumPy's OpenBLAS and its thread pool when loaded, Eigen otherwise); then the noise
-  // and the update of every block in parallel. The GEMM has the same shape and inputs whatever
+  // blas::gemm (NumPy's OpenBLAS and its thread pool when loaded, Eigen otherwise); then the fused
+  // noise + update of every block in parallel. The GEMM has the same shape and inputs whatever
   // `workers` is, so results do not depend on it.
   // Column-major d×rows buffers hold the rows contiguously (the memory of a row-major rows×d), so
   // the per-row loops and the RNG order are those of row-major storage.
   const Index n_blocks = n_blocks_for(n);
   const Index rows_max = std::min(n, kGemmBatch * kSampleBlock);
-  Matrix X(d, rows_max), E(d, rows_max), Wt(d, d);
+  Matrix X(d, rows_max), E(d, rows_max);
   for (Index start = 0; start < n_blocks; start += kGemmBatch) {
-    if (run.check) run.check();
+    if (run.tick) run.tick(0);
     const Index count = std::min(kGemmBatch, n_blocks - start);
     const Index row_base = start * kSampleBlock;
     const Index rows_here = std::min(n, (start + count) * kSampleBlock) - row_base;
     X.resize(d, rows_here);
     E.resize(d, rows_here);
-    std::vector<Xoshiro256pp> gens;
+    std::vector<NormalStream> gens;
     gens.reserve(static_cast<size_t>(count));
     for (Index i = 0; i < count; ++i) gens.emplace_back(run.seeds + 4 * (start + i));
     auto block_rows = [&](Index i, Index& row0, Index& m) {
@@ -208,45 +500,38 @@ void sample_dense_chain(const double* W, Index T, Index d, const ConstRowRef& b,
       block_rows(i, row0, m);
       double* x = X.data() + (row0 - row_base) * d;
       if (chain.noise) std::copy_n(chain.noise + row0 * d, m * d, x);
-      else fill_standard_normal(gens[static_cast<size_t>(i)], x, m * d);
+      else gens[static_cast<size_t>(i)].fill(x, m * d);
       if (records(chain, T)) std::copy_n(x, m * d, traj_block(chain, T, n, d, row0, m).data());
     });
     for (Index t = T; t >= 1; --t) {
       const Index k = t - 1;
       const double sig = chain.sigma(k), pk = p(k), qk = q(k);
-      const bool noisy = sig != 0.0;
-      Wt = Eigen::Map<const Matrix>(W + k * d * d, d, d);  // column-major view of row-major W_t: W_tᵀ
+      // Column-major view of row-major W_t is W_tᵀ: E = (W_tᵀ)ᵀ X = W_t X, no copy of W_t.
+      const Eigen::Map<const Matrix> Wt(W + k * d * d, d, d);
       blas::gemm(true, false, 1.0, Wt, X, 0.0, E, 1);
       const double* bk = b.data() + k * b.outerStride();
       parallel_for(count, run.workers, [&](Index i) {
         Index row0, m;
         block_rows(i, row0, m);
-        RowMatrix Z(noisy && !chain.noise ? std::min(m, kRowChunk) : 0, d);
-        for (Index r0 = 0; r0 < m; r0 += kRowChunk) {
-          const Index rows = std::min(kRowChunk, m - r0);
-          const double* zc = nullptr;
-          if (noisy) {
-            if (chain.noise) {
-              zc = chain.noise + ((T - t + 1) * n + row0 + r0) * d;
-            } else {
-              fill_standard_normal(gens[static_cast<size_t>(i)], Z.data(), rows * d);
-              zc = Z.data();
-            }
-          }
-          for (Index r = 0; r < rows; ++r) {
-            double* x = X.data() + (row0 - row_base + r0 + r) * d;
-            const double* e = E.data() + (row0 - row_base + r0 + r) * d;
-            if (noisy) {
-              const double* z = zc + r * d;
+        double* xb = X.data() + (row0 - row_base) * d;
+        const double* eb = E.data() + (row0 - row_base) * d;
+        if (sig != 0.0 && !chain.noise) {
+          K.dense_step(gens[static_cast<size_t>(i)], xb, eb, m, d, bk, pk, qk, sig);
+        } else {
+          for (Index r = 0; r < m; ++r) {
+            double* x = xb + r * d;
+            const double* e = eb + r * d;
+            if (sig != 0.0) {
+              const double* z = chain.noise + ((T - t + 1) * n + row0 + r) * d;
               for (Index j = 0; j < d; ++j) x[j] = pk * x[j] + qk * (e[j] + bk[j]) + sig * z[j];
             } else {
               for (Index j = 0; j < d; ++j) x[j] = pk * x[j] + qk * (e[j] + bk[j]);
             }
           }
         }
-        if (records(chain, k))
-          std::copy_n(X.data() + (row0 - row_base) * d, m * d, traj_block(chain, k, n, d, row0, m).data());
+        if (records(chain, k)) std::copy_n(xb, m * d, traj_block(chain, k, n, d, row0, m).data());
       });
+      if (run.tick) run.tick(count);
     }
     out.middleRows(row_base, rows_here) = X.transpose();
   }
@@ -260,29 +545,30 @@ void sample_gaussian(const Vector& mean, const Vector& scale, const ConstRowRef&
   check(mean.allFinite() && scale.allFinite() && V.allFinite() && (scale.array() >= 0).all(),
         "sample_gaussian: mean, scale and V must be finite, scale >= 0");
   check_run(run, n);
-  // Per batch of kGemmBatch blocks (independent of `workers`): the draws of every block in parallel,
-  // then one GEMM from the calling thread (blas::gemm: NumPy's OpenBLAS pool when loaded).
-  // Zt (k×rows, column-major) has the memory layout of the row-major rows×k draws; out = (V Zt)ᵀ.
+  const Kernels& K = kernels();
+  // Per batch of kGemmBatch blocks (independent of `workers`): the scaled draws of every block in
+  // parallel (fused: z∘scale written once), then one GEMM from the calling thread (blas::gemm:
+  // NumPy's OpenBLAS pool when loaded). Zt (k×rows, column-major) has the memory layout of the
+  // row-major rows×k draws; out = (V Zt)ᵀ.
   const Matrix Vc = V;
   const Index n_blocks = n_blocks_for(n);
   Matrix Zt, C;
   for (Index start = 0; start < n_blocks; start += kGemmBatch) {
-    if (run.check) run.check();
+    if (run.tick) run.tick(0);
     const Index count = std::min(kGemmBatch, n_blocks - start);
     const Index row_base = start * kSampleBlock;
     const Index rows_here = std::min(n, (start + count) * kSampleBlock) - row_base;
     Zt.resize(k, rows_here);
     parallel_for(count, run.workers, [&](Index i) {
       const Index row0 = (start + i) * kSampleBlock, m = std::min(kSampleBlock, n - row0);
-      Xoshiro256pp g(run.seeds + 4 * (start + i));
-      auto z = Zt.middleCols(row0 - row_base, m);
-      fill_standard_normal(g, z.data(), m * k);
-      z.array().colwise() *= scale.array();
+      NormalStream g(run.seeds + 4 * (start + i));
+      K.scaled_fill(g, Zt.data() + (row0 - row_base) * k, m, k, scale.data());
     });
     blas::gemm(false, false, 1.0, Vc, Zt, 0.0, C, 1);
     auto o = out.middleRows(row_base, rows_here);
     o = C.transpose();
     o.rowwise() += mean.transpose();
+    if (run.tick) run.tick(count);
   }
 }
 

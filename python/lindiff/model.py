@@ -351,6 +351,7 @@ class LinearDiffusion:
         final_noise: bool = True,
         return_trajectory: bool = False,
         trajectory_steps: Sequence[int] | None = None,
+        progress: bool | None = None,
         _noise: Any = None,
     ) -> Any:
         """Draw n samples from the model's reverse chain (theory.md §4), shape (n, d).
@@ -375,6 +376,9 @@ class LinearDiffusion:
             Also return the states u_t at ``trajectory_steps`` (only those are stored).
         trajectory_steps : sequence of int in 0..T, optional
             Default: 11 evenly spaced steps from T to 0.
+        progress : bool or None
+            A progress bar with ETA on stderr; None (default): only when stderr is a terminal and
+            the call lasts more than a second. It never changes the samples.
 
         Returns
         -------
@@ -385,7 +389,7 @@ class LinearDiffusion:
 
         return sample_model(self, n, rng=rng, workers=workers, method=method, sampler=sampler, sigma=sigma,
                             final_noise=final_noise, return_trajectory=return_trajectory,
-                            trajectory_steps=trajectory_steps, _noise=_noise)
+                            trajectory_steps=trajectory_steps, progress=progress, _noise=_noise)
 
     def kl(
         self,

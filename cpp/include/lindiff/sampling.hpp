@@ -16,6 +16,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "lindiff/rng.hpp"
@@ -24,7 +25,6 @@
 namespace lindiff {
 
 constexpr Index kSampleBlock = 256;
-constexpr Index kRowChunk = 32;
 constexpr Index kBlocksPerWorker = 4;
 constexpr Index kGemmBatch = 16;  // blocks per GEMM in the dense and exact samplers (fixed)
 
@@ -34,7 +34,9 @@ struct SampleRun {
   const std::uint64_t* seeds = nullptr;  // 4 words per block, ceil(n / kSampleBlock) blocks
   Index n_seed_words = 0;
   int workers = 1;
-  std::function<void()> check;  // called on the calling thread between batches (may throw)
+  // Called on the calling thread between batches (eigen) or steps (dense) with the number of work
+  // units finished since the last call (block-steps for the chains, blocks for exact). May throw.
+  std::function<void(Index)> tick;
 };
 
 // The reverse chain u_{t−1} = A_t u_t + c_t + σ_t z_t, u_T ~ N(0, I), t = T..1.
@@ -65,5 +67,13 @@ void sample_gaussian(const Vector& mean, const Vector& scale, const ConstRowRef&
 
 // n standard normals from one stream seeded with seed[0..3] (for testing the generator).
 void standard_normal(const std::uint64_t seed[4], double* out, Index n);
+
+// The SIMD path of the generator and fused loops: "avx512", "avx2" or "baseline".
+std::string sampling_simd();
+// The paths this CPU can run, best first.
+std::vector<std::string> sampling_simd_available();
+// Force a path ("auto" = the best available). Throws std::invalid_argument for an unknown name or
+// one the CPU lacks. Results do not depend on it; only speed does.
+void set_sampling_simd(const std::string& name);
 
 }  // namespace lindiff

@@ -244,13 +244,156 @@ def test_standard_normal_quality() -> None:
     assert abs(sps.skew(z)) < k * math.sqrt(6 / n)
     assert abs(sps.kurtosis(z)) < k * math.sqrt(24 / n)
     assert sps.kstest(z, "norm").pvalue > 1e-3
-    # Pairs (cos, sin) from one Box–Muller draw must be uncorrelated too: lag-1 and lag-128
-    # (a chunk's cosine and sine are 128 apart) correlations within 5 standard errors.
-    for lag in (1, 128):
+    # Pairs (cos, sin) from one Box–Muller draw must be uncorrelated too: a round's cosine and sine
+    # are 8 apart, successive outputs of one lane 16 apart; lag correlations within 5 standard errors.
+    for lag in (1, 8, 16):
         assert abs(np.mean(z[:-lag] * z[lag:])) < k / math.sqrt(n)
     # Tails: P(|z| > 3) within MC error of the normal value.
     p3 = 2 * sps.norm.sf(3)
     assert abs(np.mean(np.abs(z) > 3) - p3) < k * math.sqrt(p3 / n)
+
+
+# ---------------------------------------------------------------------- the generator's definition
+MASK64 = (1 << 64) - 1
+
+
+def _rotl(x: int, k: int) -> int:
+    return ((x << k) | (x >> (64 - k))) & MASK64
+
+
+def _xoshiro_next(s: list[int]) -> int:
+    """xoshiro256++ (Blackman & Vigna), written from the paper's reference code with Python ints."""
+    result = (_rotl((s[0] + s[3]) & MASK64, 23) + s[0]) & MASK64
+    t = (s[1] << 17) & MASK64
+    s[2] ^= s[0]
+    s[3] ^= s[1]
+    s[1] ^= s[2]
+    s[0] ^= s[3]
+    s[2] ^= t
+    s[3] = _rotl(s[3], 45)
+    return result
+
+
+def _state_bits(s: list[int]) -> np.ndarray:
+    return np.array([(s[i] >> b) & 1 for i in range(4) for b in range(64)], dtype=np.int64)
+
+
+def _bits_state(v: np.ndarray) -> list[int]:
+    return [sum(int(v[64 * i + b]) << b for b in range(64)) for i in range(4)]
+
+
+def test_jump_is_two_to_the_128_steps() -> None:
+    """The lanes are 2¹²⁸ steps apart: the state update is linear over GF(2), so its 256×256 matrix M
+    raised to 2¹²⁸ (128 squarings mod 2) must map a state to the C++ jump of it."""
+    M = np.zeros((256, 256), dtype=np.int64)
+    for j in range(256):  # column j = image of the j-th unit state
+        e = np.zeros(256, dtype=np.int64)
+        e[j] = 1
+        s = _bits_state(e)
+        _xoshiro_next(s)
+        M[:, j] = _state_bits(s)
+    P = M.copy()
+    for _ in range(128):
+        P = (P @ P) % 2
+    for seed in ([1, 2, 3, 4], [0x9E3779B97F4A7C15, 7, 2**63 + 5, 12345678901234567]):
+        want = _bits_state((P @ _state_bits(list(seed))) % 2)
+        got = _core.xoshiro_jump(np.array(seed, dtype=np.uint64))
+        assert [int(x) for x in got] == want
+
+
+def test_normal_stream_definition() -> None:
+    """The first rounds of a stream, recomputed in Python from the documented definition (rng.hpp):
+    lane l = seed jumped l times; per round u₁ = 1 − (x₁>>12)2⁻⁵², u₂ = (x₂>>12)2⁻⁵²,
+    out[l] = √(−2 ln u₁) cos 2πu₂, out[8+l] = … sin 2πu₂."""
+    seed = np.random.SeedSequence(31).generate_state(4, np.uint64)
+    lanes = [[int(x) for x in seed]]
+    for _ in range(7):
+        lanes.append([int(x) for x in _core.xoshiro_jump(np.array(lanes[-1], dtype=np.uint64))])
+    rounds = 3
+    ref = np.empty(16 * rounds)
+    for r in range(rounds):
+        for lane, s in enumerate(lanes):
+            x1, x2 = _xoshiro_next(s), _xoshiro_next(s)
+            u1 = 1.0 - (x1 >> 12) * 2.0**-52
+            u2 = (x2 >> 12) * 2.0**-52
+            rad = math.sqrt(-2.0 * math.log(u1))
+            ref[16 * r + lane] = rad * math.cos(2 * math.pi * u2)
+            ref[16 * r + 8 + lane] = rad * math.sin(2 * math.pi * u2)
+    got = _core.standard_normal(16 * rounds, seed)
+    np.testing.assert_allclose(got, ref, rtol=1e-13, atol=1e-15)
+
+
+@pytest.fixture()
+def simd_paths():
+    paths = _core.sampling_simd_available()
+    yield paths
+    _core.set_sampling_simd("auto")
+
+
+def test_simd_paths_bit_identical(model: LinearDiffusion, simd_paths: list[str]) -> None:
+    """Every SIMD path this CPU runs (AVX-512, AVX2, baseline) gives the same bits: raw normals and
+    the three samplers (fused loops included)."""
+    assert simd_paths[-1] == "baseline" and _core.sampling_simd() == simd_paths[0]
+    seed = np.random.SeedSequence(5).generate_state(4, np.uint64)
+    n = 3 * lsampling.BLOCK_SIZE + 5
+    ref = None
+    for path in simd_paths:
+        _core.set_sampling_simd(path)
+        assert _core.sampling_simd() == path
+        got = [_core.standard_normal(100_003, seed)] + [
+            model.sample(n, rng=3, method=m, workers=2) for m in ("eigen", "dense", "exact")
+        ]
+        if ref is None:
+            ref = got
+        else:
+            for a, b in zip(got, ref):
+                np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="unknown"):
+        _core.set_sampling_simd("avx1024")
+
+
+def test_chain_noise_is_the_block_stream() -> None:
+    """The fused chain step draws the block's stream continuously, row after row, whatever d (here
+    d = 7, so rounds of 16 straddle rows): with U = I, a = 0, c = 0, T = 1, σ = 1 the output is the
+    normals m·d .. 2m·d of the block's stream (the first m·d are u_T)."""
+    d, m = 7, 37
+    seed = np.random.SeedSequence(9).generate_state(4, np.uint64)
+    out = np.empty((m, d))
+    _core.sample_eigen_chain(np.eye(d), np.zeros((1, d)), np.zeros((1, d)), np.ones(1), seed, 1, out)
+    z = _core.standard_normal(2 * m * d, seed)
+    np.testing.assert_array_equal(out.ravel(), z[m * d:])
+    # Drawn in pieces (two steps) the stream continues where it stopped.
+    out2 = np.empty((m, d))
+    a = np.zeros((2, d))
+    a[1] = 1.0  # step t = 2 (index 1) keeps u_T + z_2, step t = 1 then replaces it by z_1
+    _core.sample_eigen_chain(np.eye(d), a, np.zeros((2, d)), np.array([1.0, 0.5]), seed, 1, out2)
+    z3 = _core.standard_normal(3 * m * d, seed)
+    np.testing.assert_array_equal(out2.ravel(), z3[2 * m * d:])
+
+
+# ---------------------------------------------------------------------- progress
+@pytest.mark.parametrize("method", ["eigen", "dense", "exact"])
+def test_progress_does_not_change_samples(model: LinearDiffusion, method: str,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    n = 3 * lsampling.BLOCK_SIZE + 1
+    quiet = model.sample(n, rng=17, method=method, workers=2, progress=False)
+    assert capsys.readouterr().err == ""
+    loud = model.sample(n, rng=17, method=method, workers=2, progress=True)
+    err = capsys.readouterr().err
+    assert "lindiff sample" in err and "100%" in err
+    np.testing.assert_array_equal(loud, quiet)
+    # Default: a bar only on a terminal; pytest's captured stderr is not one.
+    np.testing.assert_array_equal(model.sample(n, rng=17, method=method, workers=2), quiet)
+    assert capsys.readouterr().err == ""
+
+
+def test_progress_affine_chain_and_bad_value(model: LinearDiffusion, capsys: pytest.CaptureFixture[str]) -> None:
+    W, b = dense_stack(model)
+    a = sample_affine_chain(W, b, model.schedule, 300, rng=2, progress=True)
+    assert "100%" in capsys.readouterr().err
+    np.testing.assert_array_equal(a, sample_affine_chain(W, b, model.schedule, 300, rng=2, progress=False))
+    with pytest.raises(TypeError, match="progress"):
+        model.sample(10, progress="yes")
 
 
 def test_standard_normal_streams() -> None:

@@ -115,6 +115,17 @@ void bind_sampling(py::module_& m) {
       },
       py::arg("n"), py::arg("seed"),
       "n standard normals from one NormalStream (8 xoshiro256++ lanes, Box–Muller; testing and benchmarks only).");
+  m.def(
+      "xoshiro_jump",
+      [](const SeedArray& seed) {
+        if (seed.size() != 4) throw std::invalid_argument("seed must hold 4 uint64 words");
+        Xoshiro256pp g(seed.data());
+        g.jump();
+        py::array_t<std::uint64_t> out(4);
+        g.state(out.mutable_data());
+        return out;
+      },
+      py::arg("seed"), "The xoshiro256++ state after the 2^128-step jump (testing only).");
   m.def("sampling_simd", &sampling_simd, "The SIMD path of the samplers' generator: avx512, avx2 or baseline.");
   m.def("sampling_simd_available", &sampling_simd_available, "SIMD paths this CPU can run, best first.");
   m.def("set_sampling_simd", &set_sampling_simd, py::arg("name"),

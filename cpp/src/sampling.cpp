@@ -510,7 +510,10 @@ void sample_dense_chain(const double* W, Index T, Index d, const ConstRowRef& b,
       const Eigen::Map<const Matrix> Wt(W + k * d * d, d, d);
       blas::gemm(true, false, 1.0, Wt, X, 0.0, E, 1);
       const double* bk = b.data() + k * b.outerStride();
-      parallel_for(count, run.workers, [&](Index i) {
+      // Small steps run on this thread: starting threads would cost more than the work (the
+      // output is the same either way, every block having its own stream).
+      const int step_workers = rows_here * d < (Index{1} << 15) ? 1 : run.workers;
+      parallel_for(count, step_workers, [&](Index i) {
         Index row0, m;
         block_rows(i, row0, m);
         double* xb = X.data() + (row0 - row_base) * d;

@@ -3,8 +3,11 @@
 
 Sections (``--only`` picks some, comma-separated):
 
-  rng    normals/s: lindiff's xoshiro256++ + Box–Muller (one stream, one thread) against
-         NumPy's ``Generator(PCG64).standard_normal(out=)``.
+  rng    normals/s: lindiff's NormalStream (8 xoshiro256++ lanes + vectorised Box–Muller), one
+         stream on one thread, by wall and by CPU time, on every SIMD path this CPU runs
+         (AVX-512, AVX2, x86-64-v2 baseline; all bit-identical), and two streams on two threads;
+         against NumPy's ``Generator(PCG64).standard_normal(out=)`` (ziggurat) on 1 and 2 threads.
+         The two-thread lindiff rate is the RNG-bound limit of the chains at workers = 2.
   eigen  the reverse chain in the eigenbasis, d = 256, T = 1000, n = 1e4, workers = 2, against
          NumPy: the same chain vectorised over samples, cache-sized row chunks, in-place ufuncs and
          ``standard_normal(out=)`` into a preallocated buffer, on 1 and on 2 Python threads (one
@@ -15,8 +18,10 @@ Sections (``--only`` picks some, comma-separated):
          chain at T = 1000 on the same model (per-sample time ratio; the chain is timed on fewer
          samples).
 
-Throughput is samples·steps·d per second. Ratios are numpy_time / lindiff_time (above 1: lindiff
-faster). ``--quick`` shrinks every size for a smoke run.
+Throughput is samples·steps·d per second (= normals drawn per second in the chains), set against
+the RNG-bound limit measured in the rng section. Ratios are numpy_time / lindiff_time (above 1:
+lindiff faster). Each issue target is printed at the end as "met" or "missed" with the load average.
+``--quick`` shrinks every size for a smoke run (its verdicts are not the targets').
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -36,6 +42,7 @@ from common import (  # noqa: E402
     fmt_ratio,
     fmt_time,
     interleaved,
+    measured_peak,
     n_cpus,
     spread_str,
     table,
@@ -46,6 +53,18 @@ from lindiff import EmpiricalStats, LinearDiffusion, Schedule, _core  # noqa: E4
 from lindiff.sampling import _eigen_tables, _sigma, _step_coefficients  # noqa: E402
 
 SECTIONS = ("rng", "eigen", "dense", "exact")
+
+# Measured facts shared between sections, and the issue targets' verdicts.
+FACTS: dict[str, float] = {}
+VERDICTS: list[str] = []
+
+
+def verdict(name: str, value: float, target: float, note: str = "") -> None:
+    ok = value >= target
+    line = (f"  {name}: {value:.3g}x (target >= {target:g}x): {'met' if ok else 'MISSED'}"
+            f"  [load {os.getloadavg()[0]:.1f}]" + (f"  {note}" if note else ""))
+    VERDICTS.append(line)
+    print(line)
 
 
 def make_model(d: int, T: int, seed: int = 0) -> LinearDiffusion:
@@ -117,18 +136,61 @@ def report(title: str, res: dict[str, Any], work: float | None, baseline: str, o
     print(f"  lindiff speed-up over {baseline}: {fmt_ratio(res[baseline].median / res[ours].median)}")
 
 
+def _rate(fn, n: int, repeat: int) -> tuple[float, float]:
+    """Median normals/s of fn() by wall time and by this thread's CPU time."""
+    fn()
+    walls, cpus = [], []
+    for _ in range(repeat):
+        w0, c0 = time.perf_counter(), time.thread_time()
+        fn()
+        walls.append(time.perf_counter() - w0)
+        cpus.append(time.thread_time() - c0)
+    return n / float(np.median(walls)), n / float(np.median(cpus))
+
+
+def _two_threads(fns, n_total: int, repeat: int) -> float:
+    """Median normals/s of two callables run at once on two Python threads (both release the GIL)."""
+    with ThreadPoolExecutor(2) as ex:
+        list(ex.map(lambda f: f(), fns))
+        walls = []
+        for _ in range(repeat):
+            w0 = time.perf_counter()
+            list(ex.map(lambda f: f(), fns))
+            walls.append(time.perf_counter() - w0)
+    return n_total / float(np.median(walls))
+
+
 def bench_rng(args: argparse.Namespace) -> None:
     n = 2_000_000 if args.quick else 20_000_000
-    seed = np.array([1, 2, 3, 4], dtype=np.uint64)
-    buf = np.empty(n)
-    gen = np.random.default_rng(0)
-    res = interleaved([
-        Contender("lindiff xoshiro256++/Box-Muller (1 thread)", lambda _: _core.standard_normal(n, seed)),
-        Contender("numpy PCG64 standard_normal(out=)", lambda _: gen.standard_normal(out=buf)),
-    ], args.repeat)
-    print(f"\nrng: {n:.0e} normals")
-    rows = [[k, fmt_time(t.median), spread_str(t), f"{n / t.median / 1e6:.0f} M/s"] for k, t in res.items()]
-    print(table(["generator", "median", "min-max", "normals/s"], rows))
+    rep = max(3, args.repeat)
+    seeds = np.random.SeedSequence(1).generate_state(8, np.uint64).reshape(2, 4)
+    gens = [np.random.default_rng(s) for s in (0, 1)]
+    bufs = [np.empty(n), np.empty(n)]
+    rows = []
+    paths = _core.sampling_simd_available()
+    best = paths[0]
+    try:
+        for path in paths:
+            _core.set_sampling_simd(path)
+            w, c = _rate(lambda: _core.standard_normal(n, seeds[0]), n, rep)
+            rows.append([f"lindiff NormalStream, {path}, 1 thread", f"{w / 1e6:.0f} M/s", f"{c / 1e6:.0f} M/s"])
+            FACTS[f"rng_{path}"] = w
+        _core.set_sampling_simd(best)
+        two = _two_threads([lambda: _core.standard_normal(n, seeds[0]), lambda: _core.standard_normal(n, seeds[1])],
+                           2 * n, rep)
+        rows.append([f"lindiff NormalStream, {best}, 2 threads", f"{two / 1e6:.0f} M/s", ""])
+    finally:
+        _core.set_sampling_simd("auto")
+    FACTS["rng_2"] = two
+    w, c = _rate(lambda: gens[0].standard_normal(out=bufs[0]), n, rep)
+    rows.append(["numpy PCG64 standard_normal(out=), 1 thread", f"{w / 1e6:.0f} M/s", f"{c / 1e6:.0f} M/s"])
+    FACTS["numpy_rng_1"] = w
+    two_np = _two_threads([lambda: gens[0].standard_normal(out=bufs[0]), lambda: gens[1].standard_normal(out=bufs[1])],
+                          2 * n, rep)
+    rows.append(["numpy PCG64 standard_normal(out=), 2 threads", f"{two_np / 1e6:.0f} M/s", ""])
+    print(f"\nrng: {n:.0e} normals per stream (medians of {rep}; CPU time = this thread's)")
+    print(table(["generator", "wall", "CPU"], rows))
+    print(f"  RNG-bound limit of a chain at workers=2 (2 streams, {best}): {two / 1e9:.2f} G normals/s")
 
 
 def bench_eigen(args: argparse.Namespace) -> None:
@@ -145,6 +207,13 @@ def bench_eigen(args: argparse.Namespace) -> None:
     ], args.repeat)
     report(f"eigen chain: d={d}, T={T}, n={n}", res, float(n) * T * d, "numpy eigen chain, 2 threads",
            "lindiff eigen (workers=2)")
+    ours = res["lindiff eigen (workers=2)"].median
+    best_np = min(res["numpy eigen chain, 1 thread"].median, res["numpy eigen chain, 2 threads"].median)
+    thr = float(n) * T * d / ours
+    if "rng_2" in FACTS:
+        print(f"  lindiff eigen: {thr / 1e9:.2f} G samples·steps·d/s = {100 * thr / FACTS['rng_2']:.0f}% of the "
+              f"RNG-bound limit ({FACTS['rng_2'] / 1e9:.2f} G normals/s on 2 threads)")
+    verdict(f"target 1, eigen chain d={d} T={T} n={n}, workers=2 vs best NumPy", best_np / ours, 4.0)
 
 
 def bench_dense(args: argparse.Namespace) -> None:
@@ -166,6 +235,8 @@ def bench_dense(args: argparse.Namespace) -> None:
     flops = 2.0 * n * d * d * T
     for k, t in res.items():
         print(f"  {k}: {flops / t.median / 1e9:.1f} GFLOP/s in the GEMMs (upper bound)")
+    verdict(f"target 2, dense chain d={d} T={T} n={n}, workers=2 vs NumPy", res["numpy dense chain (OpenBLAS)"].median
+            / res["lindiff dense (workers=2)"].median, 1.5)
 
 
 def bench_exact(args: argparse.Namespace) -> None:
@@ -180,13 +251,29 @@ def bench_exact(args: argparse.Namespace) -> None:
         Contender("numpy mean + (z*sqrt(s)) @ U.T", lambda _: mean + (gen.standard_normal((n, d)) * sq) @ V.T),
     ], args.repeat)
     report(f"exact: d={d}, n={n}", res, None, "numpy mean + (z*sqrt(s)) @ U.T", "lindiff exact (workers=2)")
+    verdict(f"target 3a, exact d={d} n={n} vs NumPy", res["numpy mean + (z*sqrt(s)) @ U.T"].median
+            / res["lindiff exact (workers=2)"].median, 1.0)
     chain = interleaved([Contender("lindiff eigen chain", lambda _: m.sample(n_chain, rng=0, workers=2))],
                         max(1, args.repeat - 1))["lindiff eigen chain"]
     per_chain = chain.median / n_chain
     per_exact = res["lindiff exact (workers=2)"].median / n
+    R = float(n_chain) * T * d / chain.median  # normals (= samples·steps·d) per second in the chain
     print(f"  eigen chain T={T} on the same model: {fmt_time(chain.median)} for n={n_chain} "
-          f"({float(n_chain) * T * d / chain.median / 1e9:.2f} G samples·steps·d/s); per sample "
-          f"{per_chain / per_exact:.0f}x the exact draw")
+          f"({R / 1e9:.2f} G samples·steps·d/s); per sample {per_chain / per_exact:.0f}x the exact draw")
+    # The bound: per sample the chain draws T·d normals; the exact draw d normals plus a d×d
+    # rotation (2d² flop). At R normals/s and G flop/s the ratio is at most
+    #   (T·d/R) / (d/R + 2d²/G) = T / (1 + 2·d·R/G).
+    G = FACTS.get("gemm") or measured_peak(2048 if not args.quick else 1024) * 1e9
+    FACTS["gemm"] = G
+    bound = T / (1.0 + 2.0 * d * R / G)
+    print(f"  bound on chain/exact per sample: T / (1 + 2·d·R/G) with R = {R / 1e9:.2f} G normals/s (the chain's "
+          f"own rate), G = {G / 1e9:.0f} GFLOP/s (NumPy DGEMM, this machine)\n"
+          f"    = {T} / (1 + 2·{d}·{R / 1e9:.2f}e9/{G / 1e9:.0f}e9) = {bound:.0f}x; exact reaches "
+          f"{per_chain / per_exact / bound * 100:.0f}% of it. A faster generator LOWERS the bound: 500x would need "
+          f"1 + 2dR/G <= T/500 = {T / 500:g}, i.e. R < {(T / 500 - 1) * G / (2 * d) / 1e9:.3f} G normals/s "
+          f"(a generator {R / max((T / 500 - 1) * G / (2 * d), 1e-300):.0f}x slower) at this G.")
+    verdict(f"target 3b, exact vs eigen chain T={T} per sample", per_chain / per_exact, 500.0,
+            f"(bound on this machine: {bound:.0f}x, see above)")
 
 
 def main() -> None:
@@ -197,12 +284,16 @@ def main() -> None:
     args = ap.parse_args()
     if args.repeat is None:
         args.repeat = 2 if args.quick else 3
-    print(f"lindiff {lindiff.__version__} ({_core.simd}), numpy {np.__version__}; {cpu_model()}, "
+    print(f"lindiff {lindiff.__version__} (build {_core.simd}, sampler path {_core.sampling_simd()}), numpy {np.__version__}; {cpu_model()}, "
           f"{n_cpus()} cpus, load {os.getloadavg()[0]:.1f}")
     for name in args.only.split(","):
         if name not in SECTIONS:
             raise SystemExit(f"unknown section {name!r}; choose from {SECTIONS}")
         globals()[f"bench_{name}"](args)
+    if VERDICTS:
+        print(f"\nIssue targets ({'QUICK sizes, not the targets' if args.quick else 'target sizes'}; "
+              f"load {os.getloadavg()[0]:.1f} on {n_cpus()} cpus):")
+        print("\n".join(VERDICTS))
 
 
 if __name__ == "__main__":

@@ -209,8 +209,9 @@ struct Lanes {
     s3[j] = rotl(s3[j], 45);
     return r;
   }
-  // One round: out[l] = r_l cos θ_l, out[8 + l] = r_l sin θ_l for the eight lanes l.
-  LINDIFF_AI void round(double* out) {
+  // One round: out[l] = r_l cos θ_l, out[8 + l] = r_l sin θ_l for the eight lanes l, as 2K vectors
+  // (vector j: lanes jW..jW+W−1 of the cosines; vector K + j: of the sines).
+  LINDIFF_AI void round(D (&out)[2 * K]) {
     const U one = splatu<U>(0x3FF0000000000000ULL);
     for (int j = 0; j < K; ++j) {
       const U x1 = next(j), x2 = next(j);
@@ -220,19 +221,34 @@ struct Lanes {
       const D r = vsqrt(-2.0 * vlog<D, U>(u1));
       D c, s;
       vsincos_2pi<D, U>(u2, c, s);
-      c = r * c;
-      s = r * s;
-      std::memcpy(out + j * W, &c, sizeof(D));
-      std::memcpy(out + NormalStream::kLanes + j * W, &s, sizeof(D));
+      out[j] = r * c;
+      out[K + j] = r * s;
     }
+  }
+  LINDIFF_AI void round(double* out) {
+    D v[2 * K];
+    round(v);
+    std::memcpy(out, v, sizeof v);
   }
 };
 
-// Hand the next n normals of the stream to f(j, z, count), covering j = 0..n−1 in order: leftovers of
-// the current round, then whole rounds (count = 16, a constant after inlining, so f's loop
-// vectorises), then the head of a new round whose rest stays in st.buf.
-template <int W, class F>
-LINDIFF_AI void consume(Lanes<W>& L, NormalStream& st, Index n, F&& f) {
+template <class D>
+LINDIFF_AI D loadv(const double* p) {
+  D v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+template <class D>
+LINDIFF_AI void storev(double* p, D v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
+// Hand the next n normals of the stream out in order, j = 0..n−1: leftovers of the current round
+// and the head of a last, partial round go to f(j, z, count) (scalar loop); whole rounds go to
+// fv(j, zv) as 2K vectors in registers (explicit vector loads/stores: no aliasing questions for the
+// compiler). The rest of a partial round stays in st.buf for the next call.
+template <int W, class F, class FV>
+LINDIFF_AI void consume(Lanes<W>& L, NormalStream& st, Index n, F&& f, FV&& fv) {
   constexpr int R = NormalStream::kRound;
   Index j = 0;
   if (st.pos < R && n > 0) {
@@ -242,9 +258,9 @@ LINDIFF_AI void consume(Lanes<W>& L, NormalStream& st, Index n, F&& f) {
     j += cnt;
   }
   for (; j + R <= n; j += R) {
-    alignas(64) double z[R];
-    L.round(z);
-    f(j, static_cast<const double*>(z), R);
+    typename Lanes<W>::D zv[2 * Lanes<W>::K];
+    L.round(zv);
+    fv(j, zv);
   }
   if (j < n) {
     L.round(st.buf);
@@ -254,12 +270,20 @@ LINDIFF_AI void consume(Lanes<W>& L, NormalStream& st, Index n, F&& f) {
   }
 }
 
+#define LINDIFF_LAMBDA __attribute__((always_inline))
+
 template <int W>
 LINDIFF_AI void fill_k(NormalStream& st, double* out, Index n) {
+  using D = typename Simd<W>::D;
   Lanes<W> L(st);
-  consume<W>(L, st, n, [&](Index j, const double* z, int cnt) __attribute__((always_inline)) {
-    for (int i = 0; i < cnt; ++i) out[j + i] = z[i];
-  });
+  consume<W>(
+      L, st, n,
+      [&](Index j, const double* z, int cnt) LINDIFF_LAMBDA {
+        for (int i = 0; i < cnt; ++i) out[j + i] = z[i];
+      },
+      [&](Index j, const D* zv) LINDIFF_LAMBDA {
+        for (int v = 0; v < 2 * Lanes<W>::K; ++v) storev(out + j + v * W, zv[v]);
+      });
   L.save(st);
 }
 
@@ -267,12 +291,22 @@ LINDIFF_AI void fill_k(NormalStream& st, double* out, Index n) {
 template <int W>
 LINDIFF_AI void diag_step_k(NormalStream& st, double* Y, Index rows, Index d, const double* a, const double* c,
                             double sig) {
+  using D = typename Simd<W>::D;
   Lanes<W> L(st);
+  const D sv = splat<D>(sig);
   for (Index r = 0; r < rows; ++r) {
     double* y = Y + r * d;
-    consume<W>(L, st, d, [&](Index j, const double* z, int cnt) __attribute__((always_inline)) {
-      for (int i = 0; i < cnt; ++i) y[j + i] = a[j + i] * y[j + i] + c[j + i] + sig * z[i];
-    });
+    consume<W>(
+        L, st, d,
+        [&](Index j, const double* z, int cnt) LINDIFF_LAMBDA {
+          for (int i = 0; i < cnt; ++i) y[j + i] = a[j + i] * y[j + i] + c[j + i] + sig * z[i];
+        },
+        [&](Index j, const D* zv) LINDIFF_LAMBDA {
+          for (int v = 0; v < 2 * Lanes<W>::K; ++v) {
+            const Index o = j + v * W;
+            storev(y + o, loadv<D>(a + o) * loadv<D>(y + o) + loadv<D>(c + o) + sv * zv[v]);
+          }
+        });
   }
   L.save(st);
 }
@@ -281,13 +315,23 @@ LINDIFF_AI void diag_step_k(NormalStream& st, double* Y, Index rows, Index d, co
 template <int W>
 LINDIFF_AI void dense_step_k(NormalStream& st, double* X, const double* E, Index rows, Index d, const double* b,
                              double p, double q, double sig) {
+  using D = typename Simd<W>::D;
   Lanes<W> L(st);
+  const D pv = splat<D>(p), qv = splat<D>(q), sv = splat<D>(sig);
   for (Index r = 0; r < rows; ++r) {
     double* x = X + r * d;
     const double* e = E + r * d;
-    consume<W>(L, st, d, [&](Index j, const double* z, int cnt) __attribute__((always_inline)) {
-      for (int i = 0; i < cnt; ++i) x[j + i] = p * x[j + i] + q * (e[j + i] + b[j + i]) + sig * z[i];
-    });
+    consume<W>(
+        L, st, d,
+        [&](Index j, const double* z, int cnt) LINDIFF_LAMBDA {
+          for (int i = 0; i < cnt; ++i) x[j + i] = p * x[j + i] + q * (e[j + i] + b[j + i]) + sig * z[i];
+        },
+        [&](Index j, const D* zv) LINDIFF_LAMBDA {
+          for (int v = 0; v < 2 * Lanes<W>::K; ++v) {
+            const Index o = j + v * W;
+            storev(x + o, pv * loadv<D>(x + o) + qv * (loadv<D>(e + o) + loadv<D>(b + o)) + sv * zv[v]);
+          }
+        });
   }
   L.save(st);
 }
@@ -295,12 +339,18 @@ LINDIFF_AI void dense_step_k(NormalStream& st, double* X, const double* E, Index
 // `rows` rows of k scaled normals: out[r, j] = scale[j]·z.
 template <int W>
 LINDIFF_AI void scaled_fill_k(NormalStream& st, double* out, Index rows, Index k, const double* scale) {
+  using D = typename Simd<W>::D;
   Lanes<W> L(st);
   for (Index r = 0; r < rows; ++r) {
     double* o = out + r * k;
-    consume<W>(L, st, k, [&](Index j, const double* z, int cnt) __attribute__((always_inline)) {
-      for (int i = 0; i < cnt; ++i) o[j + i] = scale[j + i] * z[i];
-    });
+    consume<W>(
+        L, st, k,
+        [&](Index j, const double* z, int cnt) LINDIFF_LAMBDA {
+          for (int i = 0; i < cnt; ++i) o[j + i] = scale[j + i] * z[i];
+        },
+        [&](Index j, const D* zv) LINDIFF_LAMBDA {
+          for (int v = 0; v < 2 * Lanes<W>::K; ++v) storev(o + j + v * W, loadv<D>(scale + j + v * W) * zv[v]);
+        });
   }
   L.save(st);
 }

@@ -309,7 +309,7 @@ def test_normal_stream_definition() -> None:
     lanes = [[int(x) for x in seed]]
     for _ in range(7):
         lanes.append([int(x) for x in _core.xoshiro_jump(np.array(lanes[-1], dtype=np.uint64))])
-    rounds = 3
+    rounds = 100
     ref = np.empty(16 * rounds)
     for r in range(rounds):
         for lane, s in enumerate(lanes):
@@ -320,7 +320,8 @@ def test_normal_stream_definition() -> None:
             ref[16 * r + lane] = rad * math.cos(2 * math.pi * u2)
             ref[16 * r + 8 + lane] = rad * math.sin(2 * math.pi * u2)
     got = _core.standard_normal(16 * rounds, seed)
-    np.testing.assert_allclose(got, ref, rtol=1e-13, atol=1e-15)
+    # A few ulp: polynomial ln/sin/cos against libm (whose 2π·u₂ itself rounds by ~1e-16 absolute).
+    np.testing.assert_allclose(got, ref, rtol=1e-14, atol=4e-15)
 
 
 @pytest.fixture()

@@ -101,19 +101,28 @@ void bind_sampling(py::module_& m) {
       py::arg("progress") = py::none());
   m.def(
       "standard_normal",
-      [](Index n, const SeedArray& seed) {
+      [](Index n, const SeedArray& seed, const py::object& out) {
         if (n < 0) throw std::invalid_argument("n must be >= 0");
         if (seed.size() != 4) throw std::invalid_argument("seed must hold 4 uint64 words");
-        py::array_t<double> out(n);
+        py::array_t<double> res;
+        if (out.is_none()) {
+          res = py::array_t<double>(n);
+        } else {
+          if (!py::isinstance<py::array_t<double>>(out))
+            throw std::invalid_argument("out must be a writable C-contiguous float64 array of n elements");
+          res = py::reinterpret_borrow<py::array_t<double>>(out);
+          if (!(res.flags() & py::array::c_style) || !res.writeable() || res.size() != n)
+            throw std::invalid_argument("out must be a writable C-contiguous float64 array of n elements");
+        }
         const std::uint64_t* s = seed.data();
-        double* o = out.mutable_data();
+        double* o = res.mutable_data();
         {
           py::gil_scoped_release release;
           standard_normal(s, o, n);
         }
-        return out;
+        return res;
       },
-      py::arg("n"), py::arg("seed"),
+      py::arg("n"), py::arg("seed"), py::arg("out") = py::none(),
       "n standard normals from one NormalStream (8 xoshiro256++ lanes, Box–Muller; testing and benchmarks only).");
   m.def(
       "xoshiro_jump",

@@ -1,5 +1,5 @@
 # Type stubs for lindiff._core, the private compiled module (see cpp/bindings/).
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -41,13 +41,20 @@ SAMPLE_BLOCK: int
 def sample_eigen_chain(
     U: F64, a: F64, c: F64, sigma: F64, seeds: NDArray[np.uint64], workers: int, out: F64,
     noise: F64 | None = None, trajectory: F64 | None = None, slot: list[int] = ...,
+    progress: Callable[[int], object] | None = None,
 ) -> None: ...
 def sample_dense_chain(
     W: F64, b: F64, p: F64, q: F64, sigma: F64, seeds: NDArray[np.uint64], workers: int, out: F64,
     noise: F64 | None = None, trajectory: F64 | None = None, slot: list[int] = ...,
+    progress: Callable[[int], object] | None = None,
 ) -> None: ...
 def sample_gaussian(
-    mean: F64, scale: F64, V: F64, seeds: NDArray[np.uint64], workers: int, out: F64
+    mean: F64, scale: F64, V: F64, seeds: NDArray[np.uint64], workers: int, out: F64,
+    progress: Callable[[int], object] | None = None,
 ) -> None: ...
-def standard_normal(n: int, seed: NDArray[np.uint64]) -> F64: ...
+def standard_normal(n: int, seed: NDArray[np.uint64], out: F64 | None = None) -> F64: ...
+def xoshiro_jump(seed: NDArray[np.uint64]) -> NDArray[np.uint64]: ...
+def sampling_simd() -> str: ...
+def sampling_simd_available() -> list[str]: ...
+def set_sampling_simd(name: str) -> None: ...
 

@@ -214,7 +214,8 @@ def test_first_samples_do_not_depend_on_n(model: LinearDiffusion) -> None:
     np.testing.assert_array_equal(a, b[: lsampling.BLOCK_SIZE])
 
 
-def test_ctrl_c_interrupts_between_batches(model: LinearDiffusion) -> None:
+@pytest.mark.parametrize("method", ["eigen", "dense"])
+def test_ctrl_c_interrupts_between_batches(model: LinearDiffusion, method: str) -> None:
     """A SIGINT during a long run raises KeyboardInterrupt soon after, not at the end."""
     import _thread
     import threading
@@ -226,7 +227,7 @@ def test_ctrl_c_interrupts_between_batches(model: LinearDiffusion) -> None:
     timer.start()
     try:
         with pytest.raises(KeyboardInterrupt):
-            model.sample(n, rng=0, workers=2)
+            model.sample(n, rng=0, workers=2, method=method)
     finally:
         timer.cancel()
     assert time.perf_counter() - t0 < 10.0
@@ -386,6 +387,25 @@ def test_progress_does_not_change_samples(model: LinearDiffusion, method: str,
     # Default: a bar only on a terminal; pytest's captured stderr is not one.
     np.testing.assert_array_equal(model.sample(n, rng=17, method=method, workers=2), quiet)
     assert capsys.readouterr().err == ""
+
+
+def test_progress_callback_counts_all_work() -> None:
+    """The raw samplers report every unit of work once: block-steps for the chains, blocks for exact."""
+    d, T, n = 3, 4, 2 * lsampling.BLOCK_SIZE + 9
+    n_blocks = 3
+    seeds = np.arange(1, 4 * n_blocks + 1, dtype=np.uint64)
+    out = np.empty((n, d))
+    got: list[int] = []
+    _core.sample_eigen_chain(np.eye(d), np.ones((T, d)), np.zeros((T, d)), np.ones(T), seeds, 2, out,
+                             progress=got.append)
+    assert sum(got) == n_blocks * T and all(u > 0 for u in got)
+    got.clear()
+    _core.sample_dense_chain(np.zeros((T, d, d)), np.zeros((T, d)), np.ones(T), np.ones(T), np.ones(T), seeds, 2,
+                             out, progress=got.append)
+    assert sum(got) == n_blocks * T and len(got) == T  # one batch of blocks, one report per step
+    got.clear()
+    _core.sample_gaussian(np.zeros(d), np.ones(d), np.eye(d), seeds, 2, out, progress=got.append)
+    assert sum(got) == n_blocks
 
 
 def test_progress_affine_chain_and_bad_value(model: LinearDiffusion, capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,17 +2,25 @@
 // the dense chain for arbitrary per-t affine noise predictors, and exact Gaussian draws.
 //
 // Reproducibility: the n samples are cut into blocks of kSampleBlock rows (a constant, independent
-// of the number of workers). Block j draws all of its noise from its own xoshiro256++ stream, seeded
-// with seeds[4j .. 4j+3]. Each block writes only its own rows, so the output is bit-identical for any
-// number of workers. Within a block and a step, normals are drawn row after row (kRowChunk rows per
-// fill_standard_normal call); a step with σ_t = 0 draws nothing.
+// of the number of workers). Block j draws all of its noise from its own NormalStream (rng.hpp:
+// eight xoshiro256++ lanes + Box–Muller), seeded with seeds[4j .. 4j+3]. Each block writes only its
+// own rows, so the output is bit-identical for any number of workers. Within a block the stream is
+// consumed in a fixed order: u_T (m·d normals, row after row), then the m·d normals of each noisy
+// step t = T..1; a step with σ_t = 0 draws nothing. Noise is generated and used in one fused pass
+// (16 normals in registers, then the affine update of those 16 coordinates), never stored.
 //
-// Work is run in batches of workers × kBlocksPerWorker blocks; between batches the calling thread
-// runs `check` (the bindings use it to poll for Ctrl-C). Memory: the output plus
-// O(workers × kSampleBlock × d) scratch (eigen). The dense and exact samplers work on fixed batches
-// of kGemmBatch blocks (scratch O(kGemmBatch × kSampleBlock × d)) and issue one matrix product per
-// batch and step from the calling thread through blas::gemm, so that NumPy's OpenBLAS pool is never
-// entered from two of our threads at once; noise and updates run in parallel over the blocks.
+// The eigen chain runs blocks in batches of workers × kBlocksPerWorker; between batches the calling
+// thread runs `tick` (the bindings poll for Ctrl-C there and advance the progress bar). Memory: the
+// output plus O(workers × kSampleBlock × d) scratch. The dense and exact samplers work on fixed
+// batches of kGemmBatch blocks (scratch O(kGemmBatch × kSampleBlock × d)) and issue one matrix
+// product per batch and step from the calling thread through blas::gemm, so that NumPy's OpenBLAS
+// pool is never entered from two of our threads at once (openblas_set_num_threads_local is
+// process-global in pthreads builds, so per-worker single-threaded GEMMs would change NumPy's own
+// setting); noise and updates run in parallel over the blocks, and `tick` runs after every step.
+//
+// SIMD: the generator and the fused loops are compiled three times (AVX-512, AVX2, x86-64-v2
+// baseline) and picked at run time; every path gives bit-identical numbers (set_sampling_simd
+// forces one, for tests and benchmarks).
 #pragma once
 #include <cstdint>
 #include <functional>

@@ -10,6 +10,10 @@
 #include "lindiff/blas.hpp"
 #include "lindiff/parallel.hpp"
 
+// The SIMD helpers pass GCC vector types between always_inline functions only; the ABI note about
+// passing wide vectors without AVX enabled does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
 namespace lindiff {
 namespace {
 
@@ -87,13 +91,13 @@ struct Simd {
 
 template <class D>
 LINDIFF_AI D splat(double x) {
-  D r;
+  D r = {};
   for (unsigned i = 0; i < sizeof(D) / 8; ++i) r[i] = x;
   return r;
 }
 template <class U>
 LINDIFF_AI U splatu(std::uint64_t x) {
-  U r;
+  U r = {};
   for (unsigned i = 0; i < sizeof(U) / 8; ++i) r[i] = x;
   return r;
 }
@@ -103,7 +107,7 @@ LINDIFF_AI U rotl(U x, int k) {
 }
 template <class D>
 LINDIFF_AI D vsqrt(D x) {
-  D r;
+  D r = x;
   for (unsigned i = 0; i < sizeof(D) / 8; ++i) r[i] = __builtin_sqrt(x[i]);
   return r;
 }
@@ -376,14 +380,26 @@ struct Kernels {
   }                                                                                                          \
   constexpr Kernels kKernels_##NAME = {fill_##NAME, diag_##NAME, dense_##NAME, scaled_##NAME};
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+enum class Path { baseline = 0, avx2 = 1, avx512 = 2 };
+
+// Portable builds (x86-64-v2, the default) carry three kernel sets and pick one at run time. A build
+// for a newer ISA (LINDIFF_NATIVE=ON) has one set at that ISA's width: the always_inline templates,
+// compiled for the build's ISA, could not be inlined into narrower target() functions anyway.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__AVX2__)
 #define LINDIFF_X86_DISPATCH 1
 LINDIFF_KERNELS(avx512, __attribute__((target("arch=x86-64-v4"))), 8)
 LINDIFF_KERNELS(avx2, __attribute__((target("arch=x86-64-v3"))), 4)
-#endif
 LINDIFF_KERNELS(baseline, , 2)
-
-enum class Path { baseline = 0, avx2 = 1, avx512 = 2 };
+#elif defined(__AVX512F__)
+LINDIFF_KERNELS(build, , 8)
+constexpr Path kBuildPath = Path::avx512;
+#elif defined(__AVX2__)
+LINDIFF_KERNELS(build, , 4)
+constexpr Path kBuildPath = Path::avx2;
+#else
+LINDIFF_KERNELS(build, , 2)
+constexpr Path kBuildPath = Path::baseline;
+#endif
 
 bool cpu_has(Path p) {
 #ifdef LINDIFF_X86_DISPATCH
@@ -392,7 +408,7 @@ bool cpu_has(Path p) {
   if (p == Path::avx2) return __builtin_cpu_supports("x86-64-v3");
   return true;
 #else
-  return p == Path::baseline;
+  return p == kBuildPath;
 #endif
 }
 
@@ -413,8 +429,10 @@ const Kernels& kernels() {
 #ifdef LINDIFF_X86_DISPATCH
   if (p == static_cast<int>(Path::avx512)) return kKernels_avx512;
   if (p == static_cast<int>(Path::avx2)) return kKernels_avx2;
-#endif
   return kKernels_baseline;
+#else
+  return kKernels_build;
+#endif
 }
 
 const char* path_name(Path p) {

@@ -8,7 +8,6 @@
 #include <string>
 #include <vector>
 
-#include "lindiff/blas.hpp"
 #include "lindiff/parallel.hpp"
 #include "lindiff/rng.hpp"
 
@@ -110,98 +109,161 @@ LINDIFF_CLONES double exp_shift_sum(const double* x, double shift, double* out, 
 
 Index n_blocks_for(Index n) { return (n + kSampleBlock - 1) / kSampleBlock; }
 
-// Blocks per batch: from N only (bounded N×rows scratch), 1..kGemmBatch.
-Index blocks_per_batch(Index N) {
-  return std::max<Index>(1, std::min<Index>(kGemmBatch, kEmpiricalScratch / (N * kSampleBlock)));
+// Fused posterior-mean kernel for one training set, run per block of kRows states inside a worker
+// thread: logits by a register-tiled product (kRows states × 16 training points per tile, the
+// training set stored transposed and zero-padded to a multiple of 16), the softmax of each row
+// in cache, and the weighted mean by a second tiled product (kRows × 16 coordinates per tile, the
+// training set row-major, zero-padded to a multiple of 16 columns). Each output element is a
+// sequential sum in a fixed order, so results do not depend on how blocks are shared out.
+constexpr Index kRows = 8;
+constexpr Index kTile = 16;
+
+// GCC vector extensions: 8 doubles per value (one AVX-512 register, two AVX2 or four SSE ones in
+// the other clones). Written this way the accumulators stay in registers in every clone.
+typedef double v8d __attribute__((vector_size(64), aligned(8)));
+
+inline v8d load8(const double* p) {
+  v8d v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store8(double* p, const v8d& v) { std::memcpy(p, &v, sizeof v); }
+
+LINDIFF_CLONES void tile_logits(const double* u, Index ldu, const double* Xt, Index Np, Index d,
+                                Index i0, double* L, Index ldl) {
+  v8d a0[kRows], a1[kRows];
+  for (Index r = 0; r < kRows; ++r) {
+    a0[r] = v8d{};
+    a1[r] = v8d{};
+  }
+  for (Index j = 0; j < d; ++j) {
+    const v8d x0 = load8(Xt + j * Np + i0), x1 = load8(Xt + j * Np + i0 + 8);
+    for (Index r = 0; r < kRows; ++r) {
+      const double a = u[r * ldu + j];
+      a0[r] += a * x0;
+      a1[r] += a * x1;
+    }
+  }
+  for (Index r = 0; r < kRows; ++r) {
+    store8(L + r * ldl + i0, a0[r]);
+    store8(L + r * ldl + i0 + 8, a1[r]);
+  }
 }
 
-// The posterior-mean kernel for one training set.
+LINDIFF_CLONES void tile_mean(const double* W, Index ldw, const double* Xp, Index dp, Index N, Index j0,
+                              double* Mo, Index ldm) {
+  v8d a0[kRows], a1[kRows];
+  for (Index r = 0; r < kRows; ++r) {
+    a0[r] = v8d{};
+    a1[r] = v8d{};
+  }
+  for (Index i = 0; i < N; ++i) {
+    const v8d x0 = load8(Xp + i * dp + j0), x1 = load8(Xp + i * dp + j0 + 8);
+    for (Index r = 0; r < kRows; ++r) {
+      const double a = W[r * ldw + i];
+      a0[r] += a * x0;
+      a1[r] += a * x1;
+    }
+  }
+  for (Index r = 0; r < kRows; ++r) {
+    store8(Mo + r * ldm + j0, a0[r]);
+    store8(Mo + r * ldm + j0 + 8, a1[r]);
+  }
+}
+
 class Posterior {
  public:
-  Posterior(const ConstRowRef& X, int workers) : workers_(workers) {
+  explicit Posterior(const ConstRowRef& X) {
     N_ = X.rows();
     d_ = X.cols();
-    Xm_.resize(d_, N_);  // column-major d×N: column i is x_i
-    for (Index i = 0; i < N_; ++i) std::copy_n(X.data() + i * X.outerStride(), d_, Xm_.data() + i * d_);
-    h_.resize(N_);
-    for (Index i = 0; i < N_; ++i) h_(i) = 0.5 * Xm_.col(i).squaredNorm();
+    Np_ = (N_ + kTile - 1) / kTile * kTile;
+    dp_ = (d_ + kTile - 1) / kTile * kTile;
+    Xt_.assign(static_cast<size_t>(d_ * Np_), 0.0);
+    Xp_.assign(static_cast<size_t>(N_ * dp_), 0.0);
+    h_.assign(static_cast<size_t>(N_), 0.0);
+    for (Index i = 0; i < N_; ++i) {
+      const double* x = X.data() + i * X.outerStride();
+      double s = 0.0;
+      for (Index j = 0; j < d_; ++j) {
+        Xt_[static_cast<size_t>(j * Np_ + i)] = x[j];
+        Xp_[static_cast<size_t>(i * dp_ + j)] = x[j];
+        s += x[j] * x[j];
+      }
+      h_[static_cast<size_t>(i)] = 0.5 * s;
+    }
   }
 
-  // U: d×rows (column = one state u). Fills Mout (d×rows) with m(u) = Σ w_i x_i.
-  void mean(const Matrix& U, double s, double v, Matrix& Mout) {
-    const Index rows = U.cols();
+  // Scratch for one thread.
+  struct Scratch {
+    std::vector<double> u, L, m;
+    std::vector<Index> sig;
+    std::vector<double> refined;
+  };
+  Scratch scratch() const {
+    Scratch s;
+    s.u.assign(static_cast<size_t>(kRows * d_), 0.0);
+    s.L.assign(static_cast<size_t>(kRows * Np_), 0.0);
+    s.m.assign(static_cast<size_t>(kRows * dp_), 0.0);
+    s.sig.reserve(kRefine + 1);
+    s.refined.reserve(kRefine);
+    return s;
+  }
+
+  // Rows u (m <= kRows of them, row-major with stride ldu): the posterior means into mean (stride ldo).
+  void mean_rows(const double* u_in, Index ldu, Index m, double s, double v, Scratch& sc, double* mean,
+                 Index ldo) const {
+    double* u = sc.u.data();
+    for (Index r = 0; r < kRows; ++r)
+      for (Index j = 0; j < d_; ++j) u[r * d_ + j] = r < m ? u_in[r * ldu + j] : 0.0;
+    double* L = sc.L.data();
+    for (Index i0 = 0; i0 < Np_; i0 += kTile) tile_logits(u, d_, Xt_.data(), Np_, d_, i0, L, Np_);
     const double a = s / v, c = s * s / v;
-    if (blas::available()) {
-      blas::gemm(true, false, a, Xm_, U, 0.0, G_, 1);
-    } else {
-      G_.resize(N_, rows);
-      parallel_for(col_tasks(rows), workers_, [&](Index t) {
-        const Index c0 = t * kSampleBlock, w = std::min(kSampleBlock, rows - c0);
-        G_.middleCols(c0, w).noalias() = a * (Xm_.transpose() * U.middleCols(c0, w));
-      });
-    }
-    invZ_.resize(rows);
-    const Index tasks = (rows + kColTask - 1) / kColTask;
-    parallel_for(tasks, workers_, [&](Index t) {
-      std::vector<Index> sig;
-      sig.reserve(kRefine + 1);
-      std::vector<double> refined;
-      refined.reserve(kRefine);
-      const Index c0 = t * kColTask, c1 = std::min(rows, c0 + kColTask);
-      for (Index col = c0; col < c1; ++col) {
-        double* g = G_.data() + col * N_;
-        const double mx = logits_max(g, h_.data(), c, N_);
-        // Significant entries (within e^-40 of the maximum), if few: refine from the differences.
-        sig.clear();
-        const double cut = mx + kSignificant;
-        for (Index i = 0; i < N_ && static_cast<Index>(sig.size()) <= kRefine; ++i)
-          if (g[i] > cut) sig.push_back(i);
-        double Z = exp_shift_sum(g, mx, g, N_);
-        if (static_cast<Index>(sig.size()) <= kRefine) {
-          const double* u = U.data() + col * d_;
-          refined.clear();
-          double rmax = -std::numeric_limits<double>::infinity();
-          for (Index i : sig) {
-            const double* x = Xm_.data() + i * d_;
-            double acc = 0.0;
-            for (Index j = 0; j < d_; ++j) {
-              const double diff = u[j] - s * x[j];
-              acc += diff * diff;
-            }
-            const double l = -acc / (2.0 * v);
-            refined.push_back(l);
-            rmax = std::max(rmax, l);
+    double invZ[kRows];
+    for (Index r = 0; r < m; ++r) {
+      double* g = L + r * Np_;
+      for (Index i = 0; i < N_; ++i) g[i] *= a;
+      const double mx = logits_max(g, h_.data(), c, N_);
+      sc.sig.clear();
+      const double cut = mx + kSignificant;
+      for (Index i = 0; i < N_ && static_cast<Index>(sc.sig.size()) <= kRefine; ++i)
+        if (g[i] > cut) sc.sig.push_back(i);
+      double Z = exp_shift_sum(g, mx, g, N_);
+      if (static_cast<Index>(sc.sig.size()) <= kRefine) {
+        const double* ur = u + r * d_;
+        sc.refined.clear();
+        double rmax = -std::numeric_limits<double>::infinity();
+        for (Index i : sc.sig) {
+          const double* x = Xp_.data() + i * dp_;
+          double acc = 0.0;
+          for (Index j = 0; j < d_; ++j) {
+            const double diff = ur[j] - s * x[j];
+            acc += diff * diff;
           }
-          for (size_t r = 0; r < sig.size(); ++r) {
-            const double w = std::exp(refined[r] - rmax);
-            Z += w - g[sig[r]];
-            g[sig[r]] = w;
-          }
+          const double l = -acc / (2.0 * v);
+          sc.refined.push_back(l);
+          rmax = std::max(rmax, l);
         }
-        invZ_(col) = 1.0 / Z;
+        for (size_t q = 0; q < sc.sig.size(); ++q) {
+          const double w = std::exp(sc.refined[q] - rmax);
+          Z += w - g[sc.sig[q]];
+          g[sc.sig[q]] = w;
+        }
       }
-    });
-    if (blas::available()) {
-      blas::gemm(false, false, 1.0, Xm_, G_, 0.0, Mout, 1);
-    } else {
-      Mout.resize(d_, rows);
-      parallel_for(col_tasks(rows), workers_, [&](Index t) {
-        const Index c0 = t * kSampleBlock, w = std::min(kSampleBlock, rows - c0);
-        Mout.middleCols(c0, w).noalias() = Xm_ * G_.middleCols(c0, w);
-      });
+      invZ[r] = 1.0 / Z;
     }
-    Mout.array().rowwise() *= invZ_.transpose().array();
+    for (Index r = m; r < kRows; ++r) std::fill_n(L + r * Np_, N_, 0.0);
+    double* mo = sc.m.data();
+    for (Index j0 = 0; j0 < dp_; j0 += kTile) tile_mean(L, Np_, Xp_.data(), dp_, N_, j0, mo, dp_);
+    for (Index r = 0; r < m; ++r)
+      for (Index j = 0; j < d_; ++j) mean[r * ldo + j] = mo[r * dp_ + j] * invZ[r];
   }
 
   Index N() const { return N_; }
   Index d() const { return d_; }
 
  private:
-  static Index col_tasks(Index rows) { return (rows + kSampleBlock - 1) / kSampleBlock; }
-  int workers_;
-  Index N_ = 0, d_ = 0;
-  Matrix Xm_, G_;
-  Vector h_, invZ_;
+  Index N_ = 0, d_ = 0, Np_ = 0, dp_ = 0;
+  std::vector<double> Xt_, Xp_, h_;
 };
 
 void check_training(const ConstRowRef& X) {
@@ -225,21 +287,20 @@ void empirical_optimal_predict(const ConstRowRef& X, const ConstRowRef& x, doubl
   check(std::isfinite(s) && s >= 0 && std::isfinite(v) && v > 0, "empirical optimal: need sqrt(abar) >= 0 and 1 - abar > 0");
   check(x.allFinite(), "empirical optimal: x contains NaN or inf");
   if (n == 0) return;
-  Posterior post(X, workers);
-  const Index batch = blocks_per_batch(X.rows()) * kSampleBlock;
-  Matrix U, Mm;
+  const Posterior post(X);
   const double isv = 1.0 / std::sqrt(v);
-  for (Index r0 = 0; r0 < n; r0 += batch) {
-    const Index rows = std::min(batch, n - r0);
-    U.resize(d, rows);
-    for (Index i = 0; i < rows; ++i) std::copy_n(x.data() + (r0 + i) * x.outerStride(), d, U.data() + i * d);
-    post.mean(U, s, v, Mm);
-    for (Index i = 0; i < rows; ++i)
-      for (Index j = 0; j < d; ++j) {
-        mean(r0 + i, j) = Mm(j, i);
-        eps(r0 + i, j) = (U(j, i) - s * Mm(j, i)) * isv;
-      }
-  }
+  const Index tasks = (n + kSampleBlock - 1) / kSampleBlock;
+  parallel_for(tasks, workers, [&](Index t) {
+    auto sc = post.scratch();
+    const Index r0 = t * kSampleBlock, r1 = std::min(n, r0 + kSampleBlock);
+    for (Index r = r0; r < r1; r += kRows) {
+      const Index m = std::min(kRows, r1 - r);
+      post.mean_rows(x.data() + r * x.outerStride(), x.outerStride(), m, s, v, sc, mean.data() + r * mean.outerStride(),
+                     mean.outerStride());
+      for (Index i = r; i < r + m; ++i)
+        for (Index j = 0; j < d; ++j) eps(i, j) = (x(i, j) - s * mean(i, j)) * isv;
+    }
+  });
 }
 
 void sample_empirical_optimal(const ConstRowRef& X, const Vector& sqrt_abar, const Vector& one_minus_abar,
@@ -255,21 +316,18 @@ void sample_empirical_optimal(const ConstRowRef& X, const Vector& sqrt_abar, con
   check(chain.sigma.size() == T && chain.sigma.allFinite() && (chain.sigma.array() >= 0).all(),
         "sample_empirical_optimal: sigma must be finite, >= 0, length T");
   check(chain.trajectory == nullptr, "sample_empirical_optimal: trajectories are not supported");
-  check(out.cols() == d, "sample_empirical_optimal: out must be n×d");
+  check(out.cols() == d && out.outerStride() == d, "sample_empirical_optimal: out must be a contiguous n×d array");
   check(run.workers >= 1, "sample_empirical_optimal: workers must be >= 1");
   check(n >= 1, "sample_empirical_optimal: n must be >= 1");
   const Index n_blocks = n_blocks_for(n);
   check(run.seeds != nullptr && run.n_seed_words == 4 * n_blocks,
         "sample_empirical_optimal: need 4 seed words per block of " + std::to_string(kSampleBlock) + " samples");
-  Posterior post(X, run.workers);
-  const Index nb = blocks_per_batch(X.rows());
-  Matrix U, Mm;
-  for (Index start = 0; start < n_blocks; start += nb) {
-    if (run.check) run.check();
-    const Index count = std::min(nb, n_blocks - start);
-    const Index row_base = start * kSampleBlock;
-    const Index rows_here = std::min(n, (start + count) * kSampleBlock) - row_base;
-    U.resize(d, rows_here);
+  const Posterior post(X);
+  // Step-synchronous over all blocks (a batch of workers × kBlocksPerWorker blocks at a time), so
+  // that Ctrl-C is seen between steps; each block draws from its own stream.
+  const Index batch = static_cast<Index>(run.workers) * kBlocksPerWorker;
+  for (Index start = 0; start < n_blocks; start += batch) {
+    const Index count = std::min(batch, n_blocks - start);
     std::vector<Xoshiro256pp> gens;
     gens.reserve(static_cast<size_t>(count));
     for (Index i = 0; i < count; ++i) gens.emplace_back(run.seeds + 4 * (start + i));
@@ -277,10 +335,15 @@ void sample_empirical_optimal(const ConstRowRef& X, const Vector& sqrt_abar, con
       row0 = (start + i) * kSampleBlock;
       m = std::min(kSampleBlock, n - row0);
     };
+    std::vector<Posterior::Scratch> scratch(static_cast<size_t>(count));
+    std::vector<RowMatrix> means(static_cast<size_t>(count));
+    if (run.check) run.check();
     parallel_for(count, run.workers, [&](Index i) {
       Index row0, m;
       block_rows(i, row0, m);
-      double* x = U.data() + (row0 - row_base) * d;
+      scratch[static_cast<size_t>(i)] = post.scratch();
+      means[static_cast<size_t>(i)].resize(m, d);
+      double* x = out.data() + row0 * d;
       if (chain.noise) std::copy_n(chain.noise + row0 * d, m * d, x);
       else fill_standard_normal(gens[static_cast<size_t>(i)], x, m * d);
     });
@@ -290,10 +353,14 @@ void sample_empirical_optimal(const ConstRowRef& X, const Vector& sqrt_abar, con
       const double s = sqrt_abar(k), v = one_minus_abar(k);
       const double sig = chain.sigma(k), pk = p(k), qk = q(k), isv = 1.0 / std::sqrt(v);
       const bool noisy = sig != 0.0;
-      post.mean(U, s, v, Mm);
       parallel_for(count, run.workers, [&](Index i) {
         Index row0, m;
         block_rows(i, row0, m);
+        auto& sc = scratch[static_cast<size_t>(i)];
+        RowMatrix& Mm = means[static_cast<size_t>(i)];
+        double* xb = out.data() + row0 * d;
+        for (Index r = 0; r < m; r += kRows)
+          post.mean_rows(xb + r * d, d, std::min(kRows, m - r), s, v, sc, Mm.data() + r * d, d);
         RowMatrix Z(noisy && !chain.noise ? std::min(m, kRowChunk) : 0, d);
         for (Index r0 = 0; r0 < m; r0 += kRowChunk) {
           const Index rows = std::min(kRowChunk, m - r0);
@@ -307,8 +374,8 @@ void sample_empirical_optimal(const ConstRowRef& X, const Vector& sqrt_abar, con
             }
           }
           for (Index r = 0; r < rows; ++r) {
-            double* x = U.data() + (row0 - row_base + r0 + r) * d;
-            const double* mm = Mm.data() + (row0 - row_base + r0 + r) * d;
+            double* x = xb + (r0 + r) * d;
+            const double* mm = Mm.data() + (r0 + r) * d;
             if (noisy) {
               const double* z = zc + r * d;
               for (Index j = 0; j < d; ++j) x[j] = pk * x[j] + qk * ((x[j] - s * mm[j]) * isv) + sig * z[j];
@@ -319,7 +386,6 @@ void sample_empirical_optimal(const ConstRowRef& X, const Vector& sqrt_abar, con
         }
       });
     }
-    out.middleRows(row_base, rows_here) = U.transpose();
   }
 }
 

@@ -117,6 +117,7 @@ Index n_blocks_for(Index n) { return (n + kSampleBlock - 1) / kSampleBlock; }
 // sequential sum in a fixed order, so results do not depend on how blocks are shared out.
 constexpr Index kRows = 8;
 constexpr Index kTile = 16;
+constexpr Index kGroupRows = 32;  // rows per posterior task in the sampler
 
 // GCC vector extensions: 8 doubles per value (one AVX-512 register, two AVX2 or four SSE ones in
 // the other clones). Written this way the accumulators stay in registers in every clone.
@@ -335,14 +336,16 @@ void sample_empirical_optimal(const ConstRowRef& X, const Vector& sqrt_abar, con
       row0 = (start + i) * kSampleBlock;
       m = std::min(kSampleBlock, n - row0);
     };
-    std::vector<Posterior::Scratch> scratch(static_cast<size_t>(count));
-    std::vector<RowMatrix> means(static_cast<size_t>(count));
+    const Index row_base = start * kSampleBlock;
+    const Index rows_here = std::min(n, (start + count) * kSampleBlock) - row_base;
+    RowMatrix means(rows_here, d);
+    // Posterior means in parallel over groups of kGroupRows rows of the whole batch (balanced
+    // whatever the block sizes); noise and updates in parallel over blocks (one stream each).
+    const Index groups = (rows_here + kGroupRows - 1) / kGroupRows;
     if (run.check) run.check();
     parallel_for(count, run.workers, [&](Index i) {
       Index row0, m;
       block_rows(i, row0, m);
-      scratch[static_cast<size_t>(i)] = post.scratch();
-      means[static_cast<size_t>(i)].resize(m, d);
       double* x = out.data() + row0 * d;
       if (chain.noise) std::copy_n(chain.noise + row0 * d, m * d, x);
       else fill_standard_normal(gens[static_cast<size_t>(i)], x, m * d);
@@ -353,14 +356,18 @@ void sample_empirical_optimal(const ConstRowRef& X, const Vector& sqrt_abar, con
       const double s = sqrt_abar(k), v = one_minus_abar(k);
       const double sig = chain.sigma(k), pk = p(k), qk = q(k), isv = 1.0 / std::sqrt(v);
       const bool noisy = sig != 0.0;
+      parallel_for(groups, run.workers, [&](Index gi) {
+        auto sc = post.scratch();
+        const Index g0 = gi * kGroupRows, g1 = std::min(rows_here, g0 + kGroupRows);
+        for (Index r = g0; r < g1; r += kRows)
+          post.mean_rows(out.data() + (row_base + r) * d, d, std::min(kRows, g1 - r), s, v, sc,
+                         means.data() + r * d, d);
+      });
       parallel_for(count, run.workers, [&](Index i) {
         Index row0, m;
         block_rows(i, row0, m);
-        auto& sc = scratch[static_cast<size_t>(i)];
-        RowMatrix& Mm = means[static_cast<size_t>(i)];
         double* xb = out.data() + row0 * d;
-        for (Index r = 0; r < m; r += kRows)
-          post.mean_rows(xb + r * d, d, std::min(kRows, m - r), s, v, sc, Mm.data() + r * d, d);
+        const double* Mb = means.data() + (row0 - row_base) * d;
         RowMatrix Z(noisy && !chain.noise ? std::min(m, kRowChunk) : 0, d);
         for (Index r0 = 0; r0 < m; r0 += kRowChunk) {
           const Index rows = std::min(kRowChunk, m - r0);
@@ -375,7 +382,7 @@ void sample_empirical_optimal(const ConstRowRef& X, const Vector& sqrt_abar, con
           }
           for (Index r = 0; r < rows; ++r) {
             double* x = xb + (r0 + r) * d;
-            const double* mm = Mm.data() + (r0 + r) * d;
+            const double* mm = Mb + (r0 + r) * d;
             if (noisy) {
               const double* z = zc + r * d;
               for (Index j = 0; j < d; ++j) x[j] = pk * x[j] + qk * ((x[j] - s * mm[j]) * isv) + sig * z[j];

@@ -1090,8 +1090,10 @@ def memorisation_frame(
     :func:`lindiff.datasets.load` (``digits``; ``fashion_mnist`` pooled 2×2 to d = 196, 4×4 with
     ``quick``, first 10 000 images), standardised as in :func:`real_data_frame` with the Gaussian
     fit of the full data set as target. Absent data sets are skipped (``df.attrs["skipped"]``).
-    N = round(ratio·d) for ``ratios`` (default 1/16 … 16, 9 values; N >= 1), capped at
-    ``max_train`` and, for real data, at half the data set.
+    N = round(ratio·d) for ``ratios`` (default 1/16 … 8 in factors of 2; N >= 1), capped at
+    ``max_train`` and, for real data, at half the data set. Cost: the baseline's sampler does
+    4·n·N·d·T flops per run; the defaults (d = 16, digits at d = 61, 400 samples, T = 1000, 3
+    seeds) take well under a minute on 2 idle cores.
     """
     pd = _pd()
     from .empirical_optimal import EmpiricalOptimalDenoiser
@@ -1102,7 +1104,7 @@ def memorisation_frame(
     from .stats import EmpiricalStats
 
     if ratios is None:
-        ratios = np.geomspace(1 / 16, 16, 5 if quick else 9)
+        ratios = np.geomspace(1 / 16, 8, 5 if quick else 8)
     schedule = Schedule.paper(T=T)
     n_samples = int(n_samples)
     skipped: dict[str, str] = {}

@@ -197,16 +197,18 @@ class Posterior {
   // Scratch for one thread.
   struct Scratch {
     std::vector<double> u, L, m;
-    std::vector<Index> sig;
-    std::vector<double> refined;
+    std::vector<std::vector<Index>> sig;      // per row: significant training points
+    std::vector<std::vector<double>> refined;  // per row: their weights
   };
   Scratch scratch() const {
     Scratch s;
     s.u.assign(static_cast<size_t>(kRows * d_), 0.0);
     s.L.assign(static_cast<size_t>(kRows * Np_), 0.0);
     s.m.assign(static_cast<size_t>(kRows * dp_), 0.0);
-    s.sig.reserve(kRefine + 1);
-    s.refined.reserve(kRefine);
+    s.sig.assign(kRows, {});
+    s.refined.assign(kRows, {});
+    for (auto& v : s.sig) v.reserve(kRefine + 1);
+    for (auto& v : s.refined) v.reserve(kRefine + 1);
     return s;
   }
 
@@ -220,43 +222,69 @@ class Posterior {
     for (Index i0 = 0; i0 < Np_; i0 += kTile) tile_logits(u, d_, Xt_.data(), Np_, d_, i0, L, Np_);
     const double a = s / v, c = s * s / v;
     double invZ[kRows];
+    bool peaked[kRows];
+    bool all_peaked = true;
     for (Index r = 0; r < m; ++r) {
       double* g = L + r * Np_;
       for (Index i = 0; i < N_; ++i) g[i] *= a;
       const double mx = logits_max(g, h_.data(), c, N_);
-      sc.sig.clear();
+      auto& sig = sc.sig[static_cast<size_t>(r)];
+      sig.clear();
       const double cut = mx + kSignificant;
-      for (Index i = 0; i < N_ && static_cast<Index>(sc.sig.size()) <= kRefine; ++i)
-        if (g[i] > cut) sc.sig.push_back(i);
-      double Z = exp_shift_sum(g, mx, g, N_);
-      if (static_cast<Index>(sc.sig.size()) <= kRefine) {
-        const double* ur = u + r * d_;
-        sc.refined.clear();
-        double rmax = -std::numeric_limits<double>::infinity();
-        for (Index i : sc.sig) {
-          const double* x = Xp_.data() + i * dp_;
-          double acc = 0.0;
-          for (Index j = 0; j < d_; ++j) {
-            const double diff = ur[j] - s * x[j];
-            acc += diff * diff;
-          }
-          const double l = -acc / (2.0 * v);
-          sc.refined.push_back(l);
-          rmax = std::max(rmax, l);
+      for (Index i = 0; i < N_ && static_cast<Index>(sig.size()) <= kRefine; ++i)
+        if (g[i] > cut) sig.push_back(i);
+      peaked[r] = static_cast<Index>(sig.size()) <= kRefine;
+      if (!peaked[r]) {
+        all_peaked = false;
+        invZ[r] = 1.0 / exp_shift_sum(g, mx, g, N_);
+        continue;
+      }
+      // Peaked: refine the significant logits from the differences; the weights of all other
+      // points (below e^-40 of the largest, N·e^-40 ≈ 4e-18·N of the total) are dropped.
+      const double* ur = u + r * d_;
+      auto& w = sc.refined[static_cast<size_t>(r)];
+      w.clear();
+      double rmax = -std::numeric_limits<double>::infinity();
+      for (Index i : sig) {
+        const double* x = Xp_.data() + i * dp_;
+        double acc = 0.0;
+        for (Index j = 0; j < d_; ++j) {
+          const double diff = ur[j] - s * x[j];
+          acc += diff * diff;
         }
-        for (size_t q = 0; q < sc.sig.size(); ++q) {
-          const double w = std::exp(sc.refined[q] - rmax);
-          Z += w - g[sc.sig[q]];
-          g[sc.sig[q]] = w;
-        }
+        const double l = -acc / (2.0 * v);
+        w.push_back(l);
+        rmax = std::max(rmax, l);
+      }
+      double Z = 0.0;
+      for (double& l : w) {
+        l = std::exp(l - rmax);
+        Z += l;
       }
       invZ[r] = 1.0 / Z;
     }
-    for (Index r = m; r < kRows; ++r) std::fill_n(L + r * Np_, N_, 0.0);
     double* mo = sc.m.data();
-    for (Index j0 = 0; j0 < dp_; j0 += kTile) tile_mean(L, Np_, Xp_.data(), dp_, N_, j0, mo, dp_);
-    for (Index r = 0; r < m; ++r)
-      for (Index j = 0; j < d_; ++j) mean[r * ldo + j] = mo[r * dp_ + j] * invZ[r];
+    if (!all_peaked) {
+      for (Index r = 0; r < kRows; ++r)
+        if (r >= m || peaked[r]) std::fill_n(L + r * Np_, N_, 0.0);
+      for (Index j0 = 0; j0 < dp_; j0 += kTile) tile_mean(L, Np_, Xp_.data(), dp_, N_, j0, mo, dp_);
+    }
+    for (Index r = 0; r < m; ++r) {
+      double* out_r = mean + r * ldo;
+      if (!peaked[r]) {
+        for (Index j = 0; j < d_; ++j) out_r[j] = mo[r * dp_ + j] * invZ[r];
+        continue;
+      }
+      const auto& sig = sc.sig[static_cast<size_t>(r)];
+      const auto& w = sc.refined[static_cast<size_t>(r)];
+      std::fill_n(out_r, d_, 0.0);
+      for (size_t q = 0; q < sig.size(); ++q) {
+        const double* x = Xp_.data() + sig[q] * dp_;
+        const double wq = w[q];
+        for (Index j = 0; j < d_; ++j) out_r[j] += wq * x[j];
+      }
+      for (Index j = 0; j < d_; ++j) out_r[j] *= invZ[r];
+    }
   }
 
   Index N() const { return N_; }

@@ -71,15 +71,22 @@ NeighbourStats nearest_neighbours(const ConstRowRef& Q, const ConstRowRef& R, In
   std::vector<double> cv(static_cast<size_t>(n * K), std::numeric_limits<double>::infinity());
   std::vector<std::int64_t> ci(static_cast<size_t>(n * K), -1);
 
-  Matrix Qm, Rm, G;
-  for (Index q0 = 0; q0 < n; q0 += kNeighbourQueryChunk) {
-    const Index qm = std::min(kNeighbourQueryChunk, n - q0);
-    rows_to_columns(Q, q0, qm, Qm);
-    const Index tasks = (qm + kNeighbourTask - 1) / kNeighbourTask;
-    for (Index r0 = 0; r0 < M; r0 += kNeighbourRefChunk) {
+  // Every query chunk is copied once (column-major d×qm, the memory of its rows) and every reference
+  // chunk once: the outer loop runs over reference chunks, the inner one over query chunks.
+  const Index n_qchunks = (n + kNeighbourQueryChunk - 1) / kNeighbourQueryChunk;
+  std::vector<Matrix> Qchunks(static_cast<size_t>(n_qchunks));
+  for (Index c = 0; c < n_qchunks; ++c)
+    rows_to_columns(Q, c * kNeighbourQueryChunk, std::min(kNeighbourQueryChunk, n - c * kNeighbourQueryChunk),
+                    Qchunks[static_cast<size_t>(c)]);
+  Matrix Rm, G;
+  for (Index r0 = 0; r0 < M; r0 += kNeighbourRefChunk) {
+    const Index rm = std::min(kNeighbourRefChunk, M - r0);
+    rows_to_columns(R, r0, rm, Rm);
+    for (Index q0 = 0; q0 < n; q0 += kNeighbourQueryChunk) {
       if (check_fn) check_fn();
-      const Index rm = std::min(kNeighbourRefChunk, M - r0);
-      rows_to_columns(R, r0, rm, Rm);
+      const Index qm = std::min(kNeighbourQueryChunk, n - q0);
+      const Matrix& Qm = Qchunks[static_cast<size_t>(q0 / kNeighbourQueryChunk)];
+      const Index tasks = (qm + kNeighbourTask - 1) / kNeighbourTask;
       // G (rm×qm, column-major): column i holds query q0+i against every reference row of the chunk.
       if (blas::available()) {
         blas::gemm(true, false, 1.0, Rm, Qm, 0.0, G, 1);

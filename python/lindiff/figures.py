@@ -1235,6 +1235,6 @@ def memorisation_vs_n(
     skipped = df.attrs.get("skipped", {})
     if skipped:
         note = "skipped: " + "; ".join(f"{k} ({v})" for k, v in skipped.items())
-        fig.text(0.01, 0.002, note[:300], fontsize=6, color="0.35", ha="left", va="bottom")
+        fig.supxlabel(note[:200], fontsize=6, color="0.35")
     fig.suptitle("Memorisation vs N: linear model and the empirical-optimal baseline", fontsize=10)
     return fig

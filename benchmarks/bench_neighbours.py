@@ -7,7 +7,7 @@ among M = 6·10⁴ training points at d = 784 (Fashion-MNIST's shapes; synthetic
 
 Contenders
 ----------
-- ``lindiff``: :func:`lindiff.nearest_neighbours` (k = 2): one GEMM per 2048×2048 block (NumPy's
+- ``lindiff``: :func:`lindiff.nearest_neighbours` (k = 2): one GEMM per 2048×8192 block (NumPy's
   OpenBLAS, from the calling thread), top-(k+4) selection fused after each block in our worker
   threads, exact recomputation of the selected distances from the differences.
 - ``numpy blocked``: the best NumPy version we know: per block of 2048 queries, one GEMM

@@ -78,7 +78,9 @@ NeighbourStats nearest_neighbours(const ConstRowRef& Q, const ConstRowRef& R, In
   for (Index c = 0; c < n_qchunks; ++c)
     rows_to_columns(Q, c * kNeighbourQueryChunk, std::min(kNeighbourQueryChunk, n - c * kNeighbourQueryChunk),
                     Qchunks[static_cast<size_t>(c)]);
-  Matrix Rm, G;
+  // One product buffer per block shape (full or ragged in each direction), so that Eigen never
+  // reallocates (and the kernel never page-faults on fresh memory) from one block to the next.
+  Matrix Rm, Gs[4];
   for (Index r0 = 0; r0 < M; r0 += kNeighbourRefChunk) {
     const Index rm = std::min(kNeighbourRefChunk, M - r0);
     rows_to_columns(R, r0, rm, Rm);
@@ -87,6 +89,7 @@ NeighbourStats nearest_neighbours(const ConstRowRef& Q, const ConstRowRef& R, In
       const Index qm = std::min(kNeighbourQueryChunk, n - q0);
       const Matrix& Qm = Qchunks[static_cast<size_t>(q0 / kNeighbourQueryChunk)];
       const Index tasks = (qm + kNeighbourTask - 1) / kNeighbourTask;
+      Matrix& G = Gs[(rm == kNeighbourRefChunk ? 0 : 2) + (qm == kNeighbourQueryChunk ? 0 : 1)];
       // G (rm×qm, column-major): column i holds query q0+i against every reference row of the chunk.
       if (blas::available()) {
         blas::gemm(true, false, 1.0, Rm, Qm, 0.0, G, 1);

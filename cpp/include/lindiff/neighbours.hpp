@@ -29,7 +29,7 @@ namespace lindiff {
 using IndexRowMatrix = Eigen::Matrix<std::int64_t, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
 constexpr Index kNeighbourQueryChunk = 2048;  // queries per product block
-constexpr Index kNeighbourRefChunk = 2048;    // reference points per product block
+constexpr Index kNeighbourRefChunk = 8192;    // reference points per product block
 constexpr Index kNeighbourTask = 64;          // queries per parallel selection task
 constexpr Index kExtraCandidates = 4;         // candidates kept beyond k
 

@@ -370,6 +370,7 @@ void sample_empirical_optimal(const ConstRowRef& X, const Vector& sqrt_abar, con
     // Posterior means in parallel over groups of kGroupRows rows of the whole batch (balanced
     // whatever the block sizes); noise and updates in parallel over blocks (one stream each).
     const Index groups = (rows_here + kGroupRows - 1) / kGroupRows;
+    std::vector<Posterior::Scratch> scratch(static_cast<size_t>(groups));  // reused by every step
     if (run.check) run.check();
     parallel_for(count, run.workers, [&](Index i) {
       Index row0, m;
@@ -385,7 +386,8 @@ void sample_empirical_optimal(const ConstRowRef& X, const Vector& sqrt_abar, con
       const double sig = chain.sigma(k), pk = p(k), qk = q(k), isv = 1.0 / std::sqrt(v);
       const bool noisy = sig != 0.0;
       parallel_for(groups, run.workers, [&](Index gi) {
-        auto sc = post.scratch();
+        auto& sc = scratch[static_cast<size_t>(gi)];
+        if (sc.L.empty()) sc = post.scratch();
         const Index g0 = gi * kGroupRows, g1 = std::min(rows_here, g0 + kGroupRows);
         for (Index r = g0; r < g1; r += kRows)
           post.mean_rows(out.data() + (row_base + r) * d, d, std::min(kRows, g1 - r), s, v, sc,

@@ -367,3 +367,47 @@ def test_paper_figures_quick(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert all(Path(p).stat().st_size > 1000 for p in paths)
     with pytest.raises(ValueError, match="engine"):
         figures.paper_figures(tmp_path, engine="gpu")
+
+
+# ---- issue 6: memorisation figure
+def test_memorisation_figure_tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def absent(*args: object, **kwargs: object) -> None:
+        raise FileNotFoundError("Fashion-MNIST not found (test)")
+
+    monkeypatch.setattr(datasets, "fashion_mnist", absent)  # skipped cleanly when absent
+    df = figures.memorisation_frame(("gaussian", "fashion_mnist"), d=4, ratios=(0.25, 1.0, 8.0),
+                                    seeds=2, n_samples=60, T=60, rng=1, workers=2)
+    assert set(df["model"]) == {"linear", "empirical_optimal"}
+    assert "fashion_mnist" in df.attrs["skipped"]
+    assert sorted(df["N"].unique()) == [1, 4, 32]
+    eo = df[df["model"] == "empirical_optimal"]
+    assert (eo["memorised_fraction"] == 1.0).all()  # the baseline memorises at every N here
+    lin = df[(df["model"] == "linear") & (df["N"] == 32)]
+    assert (lin["memorised_fraction"] < 0.5).all()
+    assert eo["kl_closed_forward"].isna().all() and np.isfinite(lin["kl_closed_forward"]).all()
+    fig = figures.memorisation_vs_n(df)
+    assert isinstance(fig, Figure)
+    axes = fig.axes
+    assert len(axes) == 2
+    bars = [c for c in axes[0].containers if isinstance(c, ErrorbarContainer)]
+    assert len(bars) == 2  # linear and empirical-optimal points
+    # The plotted fractions are the means over seeds of the frame's numbers.
+    y = np.asarray(bars[1].lines[0].get_ydata())
+    assert np.allclose(y, eo.groupby("N")["memorised_fraction"].mean().to_numpy())
+    lines = [ln for ln in axes[1].get_lines() if ln.get_linestyle() in ("-", ":")]
+    assert len(lines) >= 2  # closed-form KL line and the fit-bias line
+    assert axes[1].get_yscale() == "log" and axes[0].get_xscale() == "log"
+    fig.savefig(tmp_path / "mem.png")
+    assert (tmp_path / "mem.png").stat().st_size > 0
+    with pytest.raises(figures.NotApplicable):
+        figures.memorisation_vs_n(df.iloc[:0])
+
+
+def test_memorisation_frame_real_data() -> None:
+    pytest.importorskip("sklearn")
+    df = figures.memorisation_frame(("digits",), ratios=(0.1, 0.5), seeds=1, n_samples=30, T=30)
+    d = int(df["d"].iloc[0])
+    assert 50 <= d <= 64  # digits without its constant pixels
+    assert sorted(df["N"].unique()) == [round(0.1 * d), round(0.5 * d)]
+    assert np.isfinite(df["median_d_held_out"]).all() and df["closer_to_train"].between(0, 1).all()
+    assert (df["kl_fit_bias"] == (d * d + 3 * d) / (4 * 30)).all()

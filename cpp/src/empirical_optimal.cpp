@@ -1,2 +1,429 @@
-// empirical_optimal: implementation pending (issue 6); registered here so the build lists stay stable.
-#include "lindiff/types.hpp"
+#include "lindiff/empirical_optimal.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "lindiff/parallel.hpp"
+#include "lindiff/rng.hpp"
+
+namespace lindiff {
+namespace {
+
+void check(bool ok, const std::string& msg) {
+  if (!ok) throw std::invalid_argument(msg);
+}
+
+constexpr Index kColTask = 16;       // rows (columns of the logit matrix) per softmax task
+constexpr double kSignificant = -40.0;  // weights above e^-40 of the largest are "significant"
+
+inline double bits_to_double(std::uint64_t b) {
+  double x;
+  std::memcpy(&x, &b, sizeof x);
+  return x;
+}
+inline std::uint64_t double_to_bits(double x) {
+  std::uint64_t b;
+  std::memcpy(&b, &x, sizeof b);
+  return b;
+}
+
+// exp(x), x <= 0: x = k ln2 + r, |r| <= ln2/2, exp(r) by its Taylor series to r^13 (truncation
+// < 5e-18 relative), times 2^k built in the exponent bits. Branch-free so that loops vectorise.
+inline double exp_np(double x) {
+  const double xc = x < -708.0 ? -708.0 : x;
+  constexpr double shifter = 6755399441055744.0;  // 1.5·2^52
+  const double t = xc * 1.4426950408889634 + shifter;
+  const double k = t - shifter;
+  constexpr double ln2_hi = 6.93147180369123816490e-01;
+  constexpr double ln2_lo = 1.90821492927058770002e-10;
+  const double r = (xc - k * ln2_hi) - k * ln2_lo;
+  double p = 1.0 / 6227020800.0;  // 1/13!
+  p = p * r + 1.0 / 479001600.0;
+  p = p * r + 1.0 / 39916800.0;
+  p = p * r + 1.0 / 3628800.0;
+  p = p * r + 1.0 / 362880.0;
+  p = p * r + 1.0 / 40320.0;
+  p = p * r + 1.0 / 5040.0;
+  p = p * r + 1.0 / 720.0;
+  p = p * r + 1.0 / 120.0;
+  p = p * r + 1.0 / 24.0;
+  p = p * r + 1.0 / 6.0;
+  p = p * r + 0.5;
+  p = p * r + 1.0;
+  p = p * r + 1.0;
+  // low mantissa bits of t hold k + 2^51; (k + 1023) << 52 is 2^k (k >= -1022 here).
+  const std::uint64_t e = (double_to_bits(t) + (1023ULL - (1ULL << 51))) << 52;
+  const double y = p * bits_to_double(e);
+  return x < -708.0 ? 0.0 : y;
+}
+
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12 && defined(__x86_64__) && defined(__linux__)
+#define LINDIFF_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define LINDIFF_CLONES
+#endif
+
+// Row maximum of l_i = g_i − c·h_i (written to g in place), 8 lanes combined in a fixed order.
+LINDIFF_CLONES double logits_max(double* g, const double* h, double c, Index n) {
+  double acc[8];
+  for (int l = 0; l < 8; ++l) acc[l] = -std::numeric_limits<double>::infinity();
+  Index i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; ++l) {
+      const double v = g[i + l] - c * h[i + l];
+      g[i + l] = v;
+      acc[l] = v > acc[l] ? v : acc[l];
+    }
+  double mx = -std::numeric_limits<double>::infinity();
+  for (; i < n; ++i) {
+    g[i] = g[i] - c * h[i];
+    mx = g[i] > mx ? g[i] : mx;
+  }
+  for (int l = 0; l < 8; ++l) mx = acc[l] > mx ? acc[l] : mx;
+  return mx;
+}
+
+// out_i = exp(x_i − shift) (x_i − shift <= 0), returns Σ out_i.
+LINDIFF_CLONES double exp_shift_sum(const double* x, double shift, double* out, Index n) {
+  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  Index i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; ++l) {
+      const double w = exp_np(x[i + l] - shift);
+      out[i + l] = w;
+      acc[l] += w;
+    }
+  double tail = 0.0;
+  for (; i < n; ++i) {
+    const double w = exp_np(x[i] - shift);
+    out[i] = w;
+    tail += w;
+  }
+  return (((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))) + tail;
+}
+
+Index n_blocks_for(Index n) { return (n + kSampleBlock - 1) / kSampleBlock; }
+
+// Fused posterior-mean kernel for one training set, run per block of kRows states inside a worker
+// thread: logits by a register-tiled product (kRows states × 16 training points per tile, the
+// training set stored transposed and zero-padded to a multiple of 16), the softmax of each row
+// in cache, and the weighted mean by a second tiled product (kRows × 16 coordinates per tile, the
+// training set row-major, zero-padded to a multiple of 16 columns). Each output element is a
+// sequential sum in a fixed order, so results do not depend on how blocks are shared out.
+constexpr Index kRows = 8;
+constexpr Index kTile = 16;
+constexpr Index kGroupRows = 32;  // rows per posterior task in the sampler
+
+// GCC vector extensions: 8 doubles per value (one AVX-512 register, two AVX2 or four SSE ones in
+// the other clones). Written this way the accumulators stay in registers in every clone.
+typedef double v8d __attribute__((vector_size(64), aligned(8)));
+
+inline v8d load8(const double* p) {
+  v8d v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store8(double* p, const v8d& v) { std::memcpy(p, &v, sizeof v); }
+
+LINDIFF_CLONES void tile_logits(const double* u, Index ldu, const double* Xt, Index Np, Index d,
+                                Index i0, double* L, Index ldl) {
+  v8d a0[kRows], a1[kRows];
+  for (Index r = 0; r < kRows; ++r) {
+    a0[r] = v8d{};
+    a1[r] = v8d{};
+  }
+  for (Index j = 0; j < d; ++j) {
+    const v8d x0 = load8(Xt + j * Np + i0), x1 = load8(Xt + j * Np + i0 + 8);
+    for (Index r = 0; r < kRows; ++r) {
+      const double a = u[r * ldu + j];
+      a0[r] += a * x0;
+      a1[r] += a * x1;
+    }
+  }
+  for (Index r = 0; r < kRows; ++r) {
+    store8(L + r * ldl + i0, a0[r]);
+    store8(L + r * ldl + i0 + 8, a1[r]);
+  }
+}
+
+LINDIFF_CLONES void tile_mean(const double* W, Index ldw, const double* Xp, Index dp, Index N, Index j0,
+                              double* Mo, Index ldm) {
+  v8d a0[kRows], a1[kRows];
+  for (Index r = 0; r < kRows; ++r) {
+    a0[r] = v8d{};
+    a1[r] = v8d{};
+  }
+  for (Index i = 0; i < N; ++i) {
+    const v8d x0 = load8(Xp + i * dp + j0), x1 = load8(Xp + i * dp + j0 + 8);
+    for (Index r = 0; r < kRows; ++r) {
+      const double a = W[r * ldw + i];
+      a0[r] += a * x0;
+      a1[r] += a * x1;
+    }
+  }
+  for (Index r = 0; r < kRows; ++r) {
+    store8(Mo + r * ldm + j0, a0[r]);
+    store8(Mo + r * ldm + j0 + 8, a1[r]);
+  }
+}
+
+class Posterior {
+ public:
+  explicit Posterior(const ConstRowRef& X) {
+    N_ = X.rows();
+    d_ = X.cols();
+    Np_ = (N_ + kTile - 1) / kTile * kTile;
+    dp_ = (d_ + kTile - 1) / kTile * kTile;
+    Xt_.assign(static_cast<size_t>(d_ * Np_), 0.0);
+    Xp_.assign(static_cast<size_t>(N_ * dp_), 0.0);
+    h_.assign(static_cast<size_t>(N_), 0.0);
+    for (Index i = 0; i < N_; ++i) {
+      const double* x = X.data() + i * X.outerStride();
+      double s = 0.0;
+      for (Index j = 0; j < d_; ++j) {
+        Xt_[static_cast<size_t>(j * Np_ + i)] = x[j];
+        Xp_[static_cast<size_t>(i * dp_ + j)] = x[j];
+        s += x[j] * x[j];
+      }
+      h_[static_cast<size_t>(i)] = 0.5 * s;
+    }
+  }
+
+  // Scratch for one thread.
+  struct Scratch {
+    std::vector<double> u, L, m;
+    std::vector<std::vector<Index>> sig;      // per row: significant training points
+    std::vector<std::vector<double>> refined;  // per row: their weights
+  };
+  Scratch scratch() const {
+    Scratch s;
+    s.u.assign(static_cast<size_t>(kRows * d_), 0.0);
+    s.L.assign(static_cast<size_t>(kRows * Np_), 0.0);
+    s.m.assign(static_cast<size_t>(kRows * dp_), 0.0);
+    s.sig.assign(kRows, {});
+    s.refined.assign(kRows, {});
+    for (auto& v : s.sig) v.reserve(kRefine + 1);
+    for (auto& v : s.refined) v.reserve(kRefine + 1);
+    return s;
+  }
+
+  // Rows u (m <= kRows of them, row-major with stride ldu): the posterior means into mean (stride ldo).
+  void mean_rows(const double* u_in, Index ldu, Index m, double s, double v, Scratch& sc, double* mean,
+                 Index ldo) const {
+    double* u = sc.u.data();
+    for (Index r = 0; r < kRows; ++r)
+      for (Index j = 0; j < d_; ++j) u[r * d_ + j] = r < m ? u_in[r * ldu + j] : 0.0;
+    double* L = sc.L.data();
+    for (Index i0 = 0; i0 < Np_; i0 += kTile) tile_logits(u, d_, Xt_.data(), Np_, d_, i0, L, Np_);
+    const double a = s / v, c = s * s / v;
+    double invZ[kRows];
+    bool peaked[kRows];
+    bool all_peaked = true;
+    for (Index r = 0; r < m; ++r) {
+      double* g = L + r * Np_;
+      for (Index i = 0; i < N_; ++i) g[i] *= a;
+      const double mx = logits_max(g, h_.data(), c, N_);
+      auto& sig = sc.sig[static_cast<size_t>(r)];
+      sig.clear();
+      const double cut = mx + kSignificant;
+      for (Index i = 0; i < N_ && static_cast<Index>(sig.size()) <= kRefine; ++i)
+        if (g[i] > cut) sig.push_back(i);
+      peaked[r] = static_cast<Index>(sig.size()) <= kRefine;
+      if (!peaked[r]) {
+        all_peaked = false;
+        invZ[r] = 1.0 / exp_shift_sum(g, mx, g, N_);
+        continue;
+      }
+      // Peaked: refine the significant logits from the differences; the weights of all other
+      // points (below e^-40 of the largest, N·e^-40 ≈ 4e-18·N of the total) are dropped.
+      const double* ur = u + r * d_;
+      auto& w = sc.refined[static_cast<size_t>(r)];
+      w.clear();
+      double rmax = -std::numeric_limits<double>::infinity();
+      for (Index i : sig) {
+        const double* x = Xp_.data() + i * dp_;
+        double acc = 0.0;
+        for (Index j = 0; j < d_; ++j) {
+          const double diff = ur[j] - s * x[j];
+          acc += diff * diff;
+        }
+        const double l = -acc / (2.0 * v);
+        w.push_back(l);
+        rmax = std::max(rmax, l);
+      }
+      double Z = 0.0;
+      for (double& l : w) {
+        l = std::exp(l - rmax);
+        Z += l;
+      }
+      invZ[r] = 1.0 / Z;
+    }
+    double* mo = sc.m.data();
+    if (!all_peaked) {
+      for (Index r = 0; r < kRows; ++r)
+        if (r >= m || peaked[r]) std::fill_n(L + r * Np_, N_, 0.0);
+      for (Index j0 = 0; j0 < dp_; j0 += kTile) tile_mean(L, Np_, Xp_.data(), dp_, N_, j0, mo, dp_);
+    }
+    for (Index r = 0; r < m; ++r) {
+      double* out_r = mean + r * ldo;
+      if (!peaked[r]) {
+        for (Index j = 0; j < d_; ++j) out_r[j] = mo[r * dp_ + j] * invZ[r];
+        continue;
+      }
+      const auto& sig = sc.sig[static_cast<size_t>(r)];
+      const auto& w = sc.refined[static_cast<size_t>(r)];
+      std::fill_n(out_r, d_, 0.0);
+      for (size_t q = 0; q < sig.size(); ++q) {
+        const double* x = Xp_.data() + sig[q] * dp_;
+        const double wq = w[q];
+        for (Index j = 0; j < d_; ++j) out_r[j] += wq * x[j];
+      }
+      for (Index j = 0; j < d_; ++j) out_r[j] *= invZ[r];
+    }
+  }
+
+  Index N() const { return N_; }
+  Index d() const { return d_; }
+
+ private:
+  Index N_ = 0, d_ = 0, Np_ = 0, dp_ = 0;
+  std::vector<double> Xt_, Xp_, h_;
+};
+
+void check_training(const ConstRowRef& X) {
+  check(X.rows() >= 1, "empirical optimal: the training set is empty");
+  check(X.cols() >= 1, "empirical optimal: d must be >= 1");
+  check(X.allFinite(), "empirical optimal: the training set contains NaN or inf");
+}
+
+}  // namespace
+
+double exp_nonpositive(const double* x, double* out, Index n) { return exp_shift_sum(x, 0.0, out, n); }
+
+void empirical_optimal_predict(const ConstRowRef& X, const ConstRowRef& x, double s, double v,
+                               int workers, OutRef eps, OutRef mean) {
+  check_training(X);
+  const Index n = x.rows(), d = X.cols();
+  check(workers >= 1, "empirical optimal: workers must be >= 1");
+  check(x.cols() == d, "empirical optimal: x must have the training set's d");
+  check(eps.rows() == n && eps.cols() == d && mean.rows() == n && mean.cols() == d,
+        "empirical optimal: outputs must be n×d");
+  check(std::isfinite(s) && s >= 0 && std::isfinite(v) && v > 0, "empirical optimal: need sqrt(abar) >= 0 and 1 - abar > 0");
+  check(x.allFinite(), "empirical optimal: x contains NaN or inf");
+  if (n == 0) return;
+  const Posterior post(X);
+  const double isv = 1.0 / std::sqrt(v);
+  const Index tasks = (n + kSampleBlock - 1) / kSampleBlock;
+  parallel_for(tasks, workers, [&](Index t) {
+    auto sc = post.scratch();
+    const Index r0 = t * kSampleBlock, r1 = std::min(n, r0 + kSampleBlock);
+    for (Index r = r0; r < r1; r += kRows) {
+      const Index m = std::min(kRows, r1 - r);
+      post.mean_rows(x.data() + r * x.outerStride(), x.outerStride(), m, s, v, sc, mean.data() + r * mean.outerStride(),
+                     mean.outerStride());
+      for (Index i = r; i < r + m; ++i)
+        for (Index j = 0; j < d; ++j) eps(i, j) = (x(i, j) - s * mean(i, j)) * isv;
+    }
+  });
+}
+
+void sample_empirical_optimal(const ConstRowRef& X, const Vector& sqrt_abar, const Vector& one_minus_abar,
+                              const Vector& p, const Vector& q, const ChainSpecSampling& chain,
+                              const SampleRun& run, OutRef out) {
+  check_training(X);
+  const Index T = p.size(), d = X.cols(), n = out.rows();
+  check(T >= 1 && q.size() == T && sqrt_abar.size() == T && one_minus_abar.size() == T,
+        "sample_empirical_optimal: schedule arrays must have length T >= 1");
+  check(p.allFinite() && q.allFinite() && sqrt_abar.allFinite() && one_minus_abar.allFinite() &&
+            (one_minus_abar.array() > 0).all() && (sqrt_abar.array() >= 0).all(),
+        "sample_empirical_optimal: schedule arrays must be finite, 1 - abar > 0");
+  check(chain.sigma.size() == T && chain.sigma.allFinite() && (chain.sigma.array() >= 0).all(),
+        "sample_empirical_optimal: sigma must be finite, >= 0, length T");
+  check(chain.trajectory == nullptr, "sample_empirical_optimal: trajectories are not supported");
+  check(out.cols() == d && out.outerStride() == d, "sample_empirical_optimal: out must be a contiguous n×d array");
+  check(run.workers >= 1, "sample_empirical_optimal: workers must be >= 1");
+  check(n >= 1, "sample_empirical_optimal: n must be >= 1");
+  const Index n_blocks = n_blocks_for(n);
+  check(run.seeds != nullptr && run.n_seed_words == 4 * n_blocks,
+        "sample_empirical_optimal: need 4 seed words per block of " + std::to_string(kSampleBlock) + " samples");
+  const Posterior post(X);
+  // Step-synchronous over all blocks (a batch of workers × kBlocksPerWorker blocks at a time), so
+  // that Ctrl-C is seen between steps; each block draws from its own stream.
+  const Index batch = static_cast<Index>(run.workers) * kBlocksPerWorker;
+  for (Index start = 0; start < n_blocks; start += batch) {
+    const Index count = std::min(batch, n_blocks - start);
+    std::vector<Xoshiro256pp> gens;
+    gens.reserve(static_cast<size_t>(count));
+    for (Index i = 0; i < count; ++i) gens.emplace_back(run.seeds + 4 * (start + i));
+    auto block_rows = [&](Index i, Index& row0, Index& m) {
+      row0 = (start + i) * kSampleBlock;
+      m = std::min(kSampleBlock, n - row0);
+    };
+    const Index row_base = start * kSampleBlock;
+    const Index rows_here = std::min(n, (start + count) * kSampleBlock) - row_base;
+    RowMatrix means(rows_here, d);
+    // Posterior means in parallel over groups of kGroupRows rows of the whole batch (balanced
+    // whatever the block sizes); noise and updates in parallel over blocks (one stream each).
+    const Index groups = (rows_here + kGroupRows - 1) / kGroupRows;
+    std::vector<Posterior::Scratch> scratch(static_cast<size_t>(groups));  // reused by every step
+    if (run.check) run.check();
+    parallel_for(count, run.workers, [&](Index i) {
+      Index row0, m;
+      block_rows(i, row0, m);
+      double* x = out.data() + row0 * d;
+      if (chain.noise) std::copy_n(chain.noise + row0 * d, m * d, x);
+      else fill_standard_normal(gens[static_cast<size_t>(i)], x, m * d);
+    });
+    for (Index t = T; t >= 1; --t) {
+      if (run.check && t != T) run.check();
+      const Index k = t - 1;
+      const double s = sqrt_abar(k), v = one_minus_abar(k);
+      const double sig = chain.sigma(k), pk = p(k), qk = q(k), isv = 1.0 / std::sqrt(v);
+      const bool noisy = sig != 0.0;
+      parallel_for(groups, run.workers, [&](Index gi) {
+        auto& sc = scratch[static_cast<size_t>(gi)];
+        if (sc.L.empty()) sc = post.scratch();
+        const Index g0 = gi * kGroupRows, g1 = std::min(rows_here, g0 + kGroupRows);
+        for (Index r = g0; r < g1; r += kRows)
+          post.mean_rows(out.data() + (row_base + r) * d, d, std::min(kRows, g1 - r), s, v, sc,
+                         means.data() + r * d, d);
+      });
+      parallel_for(count, run.workers, [&](Index i) {
+        Index row0, m;
+        block_rows(i, row0, m);
+        double* xb = out.data() + row0 * d;
+        const double* Mb = means.data() + (row0 - row_base) * d;
+        RowMatrix Z(noisy && !chain.noise ? std::min(m, kRowChunk) : 0, d);
+        for (Index r0 = 0; r0 < m; r0 += kRowChunk) {
+          const Index rows = std::min(kRowChunk, m - r0);
+          const double* zc = nullptr;
+          if (noisy) {
+            if (chain.noise) {
+              zc = chain.noise + ((T - t + 1) * n + row0 + r0) * d;
+            } else {
+              fill_standard_normal(gens[static_cast<size_t>(i)], Z.data(), rows * d);
+              zc = Z.data();
+            }
+          }
+          for (Index r = 0; r < rows; ++r) {
+            double* x = xb + (r0 + r) * d;
+            const double* mm = Mb + (r0 + r) * d;
+            if (noisy) {
+              const double* z = zc + r * d;
+              for (Index j = 0; j < d; ++j) x[j] = pk * x[j] + qk * ((x[j] - s * mm[j]) * isv) + sig * z[j];
+            } else {
+              for (Index j = 0; j < d; ++j) x[j] = pk * x[j] + qk * ((x[j] - s * mm[j]) * isv);
+            }
+          }
+        }
+      });
+    }
+  }
+}
+
+}  // namespace lindiff

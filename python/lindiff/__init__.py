@@ -9,8 +9,10 @@ from importlib.metadata import PackageNotFoundError, version
 
 from ._backend import show_config, use_blas
 from . import sampling, theory
+from .empirical_optimal import EmpiricalOptimalDenoiser
 from .gaussian import Gaussian
 from .measures import gaussian_fit_kl, kl_divergence, kl_pair, wasserstein2
+from .neighbours import Memorisation, memorisation, nearest_neighbours
 from .model import (
     GridResult,
     LinearDiffusion,
@@ -31,11 +33,13 @@ except PackageNotFoundError:  # pragma: no cover
     __version__ = "0+unknown"
 
 __all__ = [
+    "EmpiricalOptimalDenoiser",
     "EmpiricalStats",
     "Gaussian",
     "GaussianTarget",
     "GridResult",
     "LinearDiffusion",
+    "Memorisation",
     "OptimumResult",
     "Schedule",
     "__version__",
@@ -43,6 +47,8 @@ __all__ = [
     "gaussian_fit_kl",
     "kl_divergence",
     "kl_pair",
+    "memorisation",
+    "nearest_neighbours",
     "optimal_ridge",
     "optimal_stopping",
     "sample_affine_chain",

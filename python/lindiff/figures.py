@@ -69,6 +69,9 @@ __all__ = [
     "kl_vs_ridge",
     "kl_vs_training_time",
     "losses_vs_n",
+    "MEMORISATION_COLUMNS",
+    "memorisation_frame",
+    "memorisation_vs_n",
     "paper_figures",
     "real_data_frame",
     "render_all",
@@ -1000,3 +1003,238 @@ def paper_figures(outdir: str | os.PathLike[str], quick: bool = False, *, engine
     else:
         paths.append(_save(fig, out / "kl_vs_n_real.png", dpi))
     return paths
+
+
+# ---- issue 6: memorisation
+# The memorised fraction and the KL vs N for the linear model and for the empirical-optimal
+# baseline (lindiff.EmpiricalOptimalDenoiser, the exact score of the training set).
+
+#: Columns of :func:`memorisation_frame`.
+MEMORISATION_COLUMNS = (
+    "dataset", "d", "N", "seed", "model", "n_samples", "T", "threshold", "memorised_fraction",
+    "median_d1", "median_ratio", "median_d_held_out", "closer_to_train", "kl_closed_forward",
+    "kl_closed_reverse", "kl_fit_forward", "kl_fit_reverse", "kl_fit_bias",
+)
+_MEM_MODELS = ("linear", "empirical_optimal")
+_MEM_LABEL = {"linear": "linear model", "empirical_optimal": "empirical-optimal (memorises)"}
+
+
+def _memorisation_data(name: str, d: int, k: float, quick: bool, rng: int,
+                       n_held: int) -> tuple[np.ndarray | None, Any, np.ndarray | None, str | None]:
+    """(pool, target, held_out, skipped reason). For "gaussian" the pool is None (fresh draws)."""
+    from .gaussian import Gaussian
+    from .targets import GaussianTarget
+
+    if name == "gaussian":
+        target = GaussianTarget.power_law(d, k)
+        held = target.sample(n_held, rng=np.random.SeedSequence([rng, 17, d]))
+        return None, target, held, None
+    from . import datasets
+
+    try:
+        if name in ("fashion_mnist", "fashion-mnist"):
+            X = datasets.fashion_mnist(pool=4 if quick else 2, n=10000)
+        else:
+            X = _load_real(name, quick, rng)
+    except (FileNotFoundError, ImportError) as exc:
+        return None, None, None, str(exc)
+    X = _standardise(X)
+    target = Gaussian.fit(X)
+    if target.is_degenerate:
+        return None, None, None, "the Gaussian fit of the full data set is degenerate"
+    return X, target, None, None
+
+
+def memorisation_frame(
+    datasets: Sequence[str] = ("gaussian", "digits", "fashion_mnist"),
+    *,
+    d: int = 16,
+    k: float = 1.0,
+    ratios: Sequence[float] | None = None,
+    max_train: int = 1024,
+    seeds: int = 3,
+    n_samples: int = 400,
+    T: int = 1000,
+    threshold: float = 1.0 / 3.0,
+    quick: bool = False,
+    rng: int = 0,
+    workers: int | None = None,
+) -> pd.DataFrame:
+    """Memorisation and KL of the linear model and the empirical-optimal baseline vs N (tidy rows).
+
+    For each data set, training-set size N and seed, both models are built on the same training
+    set X (N × d) and each draws ``n_samples`` samples (paper schedule with ``T`` steps, DDPM,
+    σ² = β, noise at the last step):
+
+    - ``model = "linear"``: :class:`lindiff.LinearDiffusion` (ridge 0, τ = ∞), sampled in its
+      eigenbasis; ``kl_closed_*`` is its closed-form KL to the target (theory.md §4–5);
+    - ``model = "empirical_optimal"``: :class:`lindiff.EmpiricalOptimalDenoiser` (closed-form KL:
+      NaN, its samples are not Gaussian).
+
+    For both, ``memorised_fraction`` is :func:`lindiff.memorisation` of the samples against X
+    (d₁/d₂ < ``threshold``), ``median_d_held_out``/``closer_to_train`` compare with held-out points
+    (fresh draws for Gaussian targets; the rest of the shuffled data set for real data, at most
+    2000 points), and ``kl_fit_*`` is :func:`lindiff.gaussian_fit_kl` of the samples (the KL of a
+    Gaussian fitted to them). ``kl_fit_bias`` = (d²+3d)/(4n) is that estimate's own upward bias for
+    n samples (theory.md §6): values near it cannot be told from 0.
+
+    What the Gaussian-fit KL means for the empirical-optimal model: its samples sit within about
+    σ₁√d = √β₁·√d of the N training points, so for N ≤ d their fitted covariance has d − N + 1
+    directions of variance ≈ β₁ = 1e-4 (rank N − 1 from the training points, plus the last step's
+    noise). The fitted KL is then large (≈ ½·Σ over those directions of (λ/β₁ − ln(λ/β₁) − 1)) and
+    measures the collapse onto the training points, not how far the law is from the target in any
+    finer sense; for N > d it approaches the KL of the training set's own Gaussian fit, N(μ̂, Σ̂)
+    (the empirical law has those moments), i.e. the linear model's value.
+
+    Data sets: ``"gaussian"`` (``GaussianTarget.power_law(d, k)``), and names for
+    :func:`lindiff.datasets.load` (``digits``; ``fashion_mnist`` pooled 2×2 to d = 196, 4×4 with
+    ``quick``, first 10 000 images), standardised as in :func:`real_data_frame` with the Gaussian
+    fit of the full data set as target. Absent data sets are skipped (``df.attrs["skipped"]``).
+    N = round(ratio·d) for ``ratios`` (default 1/16 … 8 in factors of 2; N >= 1), capped at
+    ``max_train`` and, for real data, at half the data set. Cost: the baseline's sampler does
+    4·n·N·d·T flops per run; the defaults (d = 16, digits at d = 61, 400 samples, T = 1000, 3
+    seeds) take well under a minute on 2 idle cores.
+    """
+    pd = _pd()
+    from .empirical_optimal import EmpiricalOptimalDenoiser
+    from .measures import gaussian_fit_kl
+    from .model import LinearDiffusion
+    from .neighbours import memorisation
+    from .schedule import Schedule
+    from .stats import EmpiricalStats
+
+    if ratios is None:
+        ratios = np.geomspace(1 / 16, 8, 5 if quick else 8)
+    schedule = Schedule.paper(T=T)
+    n_samples = int(n_samples)
+    skipped: dict[str, str] = {}
+    rows: list[dict[str, Any]] = []
+    for name in datasets:
+        pool, target, held, why = _memorisation_data(str(name), int(d), float(k), quick, rng, 2000)
+        if why is not None:
+            skipped[str(name)] = why
+            continue
+        dd = target.d
+        cap = int(max_train) if pool is None else min(int(max_train), pool.shape[0] // 2)
+        Ns = sorted({min(cap, max(1, int(round(r * dd)))) for r in ratios})
+        bias = (dd * dd + 3 * dd) / (4.0 * n_samples)
+        for seed in range(int(seeds)):
+            ss = np.random.SeedSequence([rng, seed, len(str(name))] + [ord(c) for c in str(name)])
+            g = np.random.default_rng(ss)
+            if pool is None:
+                draws = target.sample(Ns[-1], rng=g)
+                held_out = held
+            else:
+                perm = g.permutation(pool.shape[0])
+                draws = pool[perm[: Ns[-1]]]
+                held_out = pool[perm[Ns[-1]:][:2000]]
+            for N in Ns:
+                X = draws[:N]
+                linear = LinearDiffusion(EmpiricalStats(X), schedule, workers=workers)
+                kl = linear.kl(target)
+                samples = {
+                    "linear": linear.sample(n_samples, rng=g),
+                    "empirical_optimal": EmpiricalOptimalDenoiser(X, schedule, workers=workers)
+                    .sample(n_samples, rng=g),
+                }
+                for model, S in samples.items():
+                    mem = memorisation(S, X, held_out=held_out, threshold=threshold, workers=workers)
+                    fit = gaussian_fit_kl(S, target)
+                    rows.append({
+                        "dataset": str(name), "d": dd, "N": N, "seed": seed, "model": model,
+                        "n_samples": n_samples, "T": T, "threshold": float(threshold),
+                        "memorised_fraction": mem.fraction,
+                        "median_d1": float(np.median(mem.d1)),
+                        "median_ratio": float(np.median(mem.ratio)),
+                        "median_d_held_out": float(np.median(mem.d_held_out)),
+                        "closer_to_train": mem.closer_to_train,
+                        "kl_closed_forward": kl["forward"] if model == "linear" else np.nan,
+                        "kl_closed_reverse": kl["reverse"] if model == "linear" else np.nan,
+                        "kl_fit_forward": fit["forward"], "kl_fit_reverse": fit["reverse"],
+                        "kl_fit_bias": bias,
+                    })
+    df = pd.DataFrame(rows, columns=list(MEMORISATION_COLUMNS))
+    df.attrs["skipped"] = skipped
+    return df
+
+
+def memorisation_vs_n(
+    df: pd.DataFrame | None = None,
+    direction: str = "forward",
+    *,
+    quick: bool = False,
+    **options: Any,
+) -> Figure:
+    """Memorised fraction (top) and KL (bottom) vs N/d, one column per data set.
+
+    Top: the fraction of samples with d₁/d₂ < threshold, mean ± s.d. over seeds, for the linear
+    model and the empirical-optimal baseline. Bottom (log-log): the linear model's closed-form KL
+    (line, mean over seeds), the Gaussian-fit KL of the same model's samples and of the baseline's
+    samples (points), and the fit's own bias (d²+3d)/(4n) (dotted): see :func:`memorisation_frame`
+    for what the baseline's fitted KL means when N ≤ d. The grey line marks N = d.
+
+    Parameters
+    ----------
+    df : DataFrame, optional
+        Rows of :func:`memorisation_frame`; computed with ``quick`` and ``options`` when omitted.
+    direction : {"forward", "reverse"}
+    """
+    _check_direction(direction)
+    if df is None:
+        df = memorisation_frame(quick=quick, **options)
+    pd = _pd()
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"expected a DataFrame from memorisation_frame, got {type(df).__name__}")
+    missing = [c for c in MEMORISATION_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"the DataFrame lacks the columns {missing} (see MEMORISATION_COLUMNS)")
+    if len(df) == 0:
+        why = "; ".join(f"{k}: {v}" for k, v in df.attrs.get("skipped", {}).items())
+        raise NotApplicable("no rows to plot" + (f" ({why})" if why else ""))
+    names = list(dict.fromkeys(df["dataset"]))
+    _, Figure = _mpl()
+    fig = Figure(figsize=(4.6 * len(names), 7.6), layout="constrained")
+    axes = fig.subplots(2, len(names), squeeze=False)
+    colors = dict(zip(_MEM_MODELS, _colors(2)))
+    for j, name in enumerate(names):
+        sub = df[df["dataset"] == name]
+        d = int(_only(sub, "d"))
+        top, bottom = axes[0][j], axes[1][j]
+        for model in _MEM_MODELS:
+            g = sub[sub["model"] == model]
+            if len(g) == 0:
+                continue
+            x, mean, std = _aggregate(g, "N", "memorised_fraction")
+            _errorbar(top, x / d, mean, std, logy=False, color=colors[model], label=_MEM_LABEL[model])
+            x, mean, std = _aggregate(g, "N", f"kl_fit_{direction}")
+            _errorbar(bottom, x / d, mean, std, color=colors[model],
+                      fmt="o" if model == "linear" else "s",
+                      label=f"{_MEM_LABEL[model]}: Gaussian fit of samples")
+            if model == "linear":
+                xc, mc, _ = _aggregate(g, "N", f"kl_closed_{direction}")
+                ok = np.isfinite(mc) & (mc > 0)
+                bottom.plot(xc[ok] / d, mc[ok], "-", color=colors[model], lw=1.2,
+                            label="linear model: closed form")
+        bias = float(sub["kl_fit_bias"].iloc[0])
+        Ns = sub["N"].to_numpy(float)
+        bottom.plot([Ns.min() / d, Ns.max() / d], [bias, bias], ":", color="0.3", lw=1.0,
+                    label=r"fit bias $(d^2+3d)/(4n)$")
+        for ax in (top, bottom):
+            ax.set_xscale("log")
+            if Ns.min() < d < Ns.max():
+                ax.axvline(1.0, color="0.7", lw=0.8, zorder=0)
+            ax.set_xlabel(r"$N / d$")
+        bottom.set_yscale("log")
+        top.set_ylim(-0.03, 1.03)
+        top.set_ylabel(fr"memorised fraction ($d_1/d_2 < {float(_only(sub, 'threshold')):.3g}$)")
+        bottom.set_ylabel(_DIR_LABEL[direction])
+        top.set_title(f"{name}: d = {d}, n = {int(_only(sub, 'n_samples'))} samples, "
+                      f"T = {int(_only(sub, 'T'))}, {sub['seed'].nunique()} seeds", fontsize=9)
+        top.legend(fontsize=7)
+        bottom.legend(fontsize=6)
+    skipped = df.attrs.get("skipped", {})
+    if skipped:
+        note = "skipped: " + "; ".join(f"{k} ({v})" for k, v in skipped.items())
+        fig.supxlabel(note[:200], fontsize=6, color="0.35")
+    fig.suptitle("Memorisation vs N: linear model and the empirical-optimal baseline", fontsize=10)
+    return fig

@@ -46,7 +46,7 @@ void bind_empirical_optimal(py::module_& m) {
         run.seeds = seeds.data();
         run.n_seed_words = static_cast<Index>(seeds.size());
         run.workers = check_workers(workers);
-        run.check = check_signals;
+        run.tick = [](Index) { check_signals(); };
         py::gil_scoped_release release;
         sample_empirical_optimal(X, sqrt_abar, one_minus_abar, p, q, chain, run, out);
       },

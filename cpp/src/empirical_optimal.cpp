@@ -118,6 +118,7 @@ Index n_blocks_for(Index n) { return (n + kSampleBlock - 1) / kSampleBlock; }
 constexpr Index kRows = 8;
 constexpr Index kTile = 16;
 constexpr Index kGroupRows = 32;  // rows per posterior task in the sampler
+constexpr Index kNoiseRows = 32;  // rows of noise drawn per call in the sampler update
 
 // GCC vector extensions: 8 doubles per value (one AVX-512 register, two AVX2 or four SSE ones in
 // the other clones). Written this way the accumulators stay in registers in every clone.
@@ -357,7 +358,7 @@ void sample_empirical_optimal(const ConstRowRef& X, const Vector& sqrt_abar, con
   const Index batch = static_cast<Index>(run.workers) * kBlocksPerWorker;
   for (Index start = 0; start < n_blocks; start += batch) {
     const Index count = std::min(batch, n_blocks - start);
-    std::vector<Xoshiro256pp> gens;
+    std::vector<NormalStream> gens;  // one stream per block (rng.hpp)
     gens.reserve(static_cast<size_t>(count));
     for (Index i = 0; i < count; ++i) gens.emplace_back(run.seeds + 4 * (start + i));
     auto block_rows = [&](Index i, Index& row0, Index& m) {
@@ -371,16 +372,16 @@ void sample_empirical_optimal(const ConstRowRef& X, const Vector& sqrt_abar, con
     // whatever the block sizes); noise and updates in parallel over blocks (one stream each).
     const Index groups = (rows_here + kGroupRows - 1) / kGroupRows;
     std::vector<Posterior::Scratch> scratch(static_cast<size_t>(groups));  // reused by every step
-    if (run.check) run.check();
+    if (run.tick) run.tick(0);
     parallel_for(count, run.workers, [&](Index i) {
       Index row0, m;
       block_rows(i, row0, m);
       double* x = out.data() + row0 * d;
       if (chain.noise) std::copy_n(chain.noise + row0 * d, m * d, x);
-      else fill_standard_normal(gens[static_cast<size_t>(i)], x, m * d);
+      else gens[static_cast<size_t>(i)].fill(x, m * d);
     });
     for (Index t = T; t >= 1; --t) {
-      if (run.check && t != T) run.check();
+      if (run.tick && t != T) run.tick(count);
       const Index k = t - 1;
       const double s = sqrt_abar(k), v = one_minus_abar(k);
       const double sig = chain.sigma(k), pk = p(k), qk = q(k), isv = 1.0 / std::sqrt(v);
@@ -398,15 +399,15 @@ void sample_empirical_optimal(const ConstRowRef& X, const Vector& sqrt_abar, con
         block_rows(i, row0, m);
         double* xb = out.data() + row0 * d;
         const double* Mb = means.data() + (row0 - row_base) * d;
-        RowMatrix Z(noisy && !chain.noise ? std::min(m, kRowChunk) : 0, d);
-        for (Index r0 = 0; r0 < m; r0 += kRowChunk) {
-          const Index rows = std::min(kRowChunk, m - r0);
+        RowMatrix Z(noisy && !chain.noise ? std::min(m, kNoiseRows) : 0, d);
+        for (Index r0 = 0; r0 < m; r0 += kNoiseRows) {
+          const Index rows = std::min(kNoiseRows, m - r0);
           const double* zc = nullptr;
           if (noisy) {
             if (chain.noise) {
               zc = chain.noise + ((T - t + 1) * n + row0 + r0) * d;
             } else {
-              fill_standard_normal(gens[static_cast<size_t>(i)], Z.data(), rows * d);
+              gens[static_cast<size_t>(i)].fill(Z.data(), rows * d);
               zc = Z.data();
             }
           }

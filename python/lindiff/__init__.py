@@ -8,7 +8,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from ._backend import show_config, use_blas
-from . import sampling, theory
+from . import sampling, theory, training
 from .gaussian import Gaussian
 from .measures import gaussian_fit_kl, kl_divergence, kl_pair, wasserstein2
 from .model import (
@@ -24,6 +24,14 @@ from .schedule import Schedule
 from .stats import EmpiricalStats
 from .sweeps import sweep
 from .targets import GaussianTarget
+from .training import (
+    AffineDenoisers,
+    FlowComparison,
+    TrainingResult,
+    compare_with_gradient_flow,
+    gradient_flow_denoisers,
+    train_denoisers,
+)
 
 try:
     __version__ = version("lindiff")
@@ -31,6 +39,12 @@ except PackageNotFoundError:  # pragma: no cover
     __version__ = "0+unknown"
 
 __all__ = [
+    "AffineDenoisers",
+    "FlowComparison",
+    "TrainingResult",
+    "compare_with_gradient_flow",
+    "gradient_flow_denoisers",
+    "train_denoisers",
     "EmpiricalStats",
     "Gaussian",
     "GaussianTarget",
@@ -50,6 +64,7 @@ __all__ = [
     "show_config",
     "sweep",
     "theory",
+    "training",
     "use_blas",
     "wasserstein2",
 ]

@@ -51,3 +51,12 @@ def sample_gaussian(
 ) -> None: ...
 def standard_normal(n: int, seed: NDArray[np.uint64]) -> F64: ...
 
+
+# training (issue 6)
+TRAIN_BLOCK: int
+
+def train_affine_sgd(
+    X: F64, sqrt_abar: F64, sqrt_om: F64, ridge: F64, seeds: NDArray[np.uint64], learning_rate: float,
+    step0: int, n_steps: int, batch: int, draws: int, workers: int, W: F64, b: F64,
+    noise: F64 | None = None,
+) -> None: ...

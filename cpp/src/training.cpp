@@ -1,11 +1,16 @@
 // Minibatch SGD for per-t affine noise predictors (see training.hpp for the algorithm and streams).
 //
-// Work plan (measured on 2 cores, d = 256, N = 4096, see benchmarks/bench_training.py): timesteps run one
-// after the other; within a step, the noise and the noisy inputs are made in parallel over fixed blocks of
-// 256 columns (our threads, one xoshiro stream per block), then the two products R += W·X_t and
-// G = R·X_tᵀ go to the BLAS (NumPy's OpenBLAS pool, never inside our own threads: no oversubscription).
-// Nothing here depends on `workers` except who fills which block, so results are bit-identical for any
-// worker count.
+// Work plan. The gradient needs only second moments of the batch, so instead of forming x_t and the
+// residual (two N×d×d GEMMs, 4·N·d² flop per step) we use, with x = a x₀ + s ε (a = √ᾱ, s = √(1−ᾱ)):
+//   Σ x xᵀ = r a² Σ x₀x₀ᵀ + a s (P + Pᵀ) + s² Q,   Σ ε xᵀ = a P + s Q,   Σ x = r a Σx₀ + s Σε,
+//   P = Σ_p (Σ_draws ε_p) x₀_pᵀ (one GEMM, 2·B·d²),  Q = Σ εεᵀ (one SYRK, B·r·d²),
+// Σx₀x₀ᵀ once per call for full batch (a SYRK per step for minibatches), and one d×d·d×d product
+// W·Σxxᵀ: 3·N·d² + 2·d³ flop per full-batch step instead of 4·N·d². The same algebra in exact
+// arithmetic; in floating point the difference is rounding (the tests compare with the residual form).
+// Timesteps run one after the other; the normals are made in parallel over fixed blocks of 256 points
+// (our threads, one xoshiro stream per block), the products go to the BLAS (NumPy's OpenBLAS pool, never
+// inside our own threads: no oversubscription). Only who fills which block depends on `workers`, so
+// results are bit-identical for any worker count.
 #include "lindiff/training.hpp"
 
 #include <algorithm>
@@ -77,32 +82,37 @@ void check_spec(const TrainSpec& s, const double* W, const double* b) {
 
 void train_affine_sgd(const TrainSpec& spec, double* W, double* b) {
   check_spec(spec, W, b);
-  const Index N = spec.N, d = spec.d, B = spec.batch, R_draws = spec.draws;
-  const Index M = B * R_draws;  // columns (noisy samples) per step
+  const Index N = spec.N, d = spec.d, B = spec.batch, r = spec.draws;
+  const Index M = B * r;  // (point, noise) pairs per step
   const bool full = (B == N);
   const Index steps_per_epoch = N / B;
-  // Columns per GEMM chunk: about 32 MB per buffer, a multiple of the block size; depends on d only.
-  const Index chunk_cols = std::max<Index>(kTrainBlock, ((Index{1} << 22) / d) / kTrainBlock * kTrainBlock);
-  const Index n_chunks = (M + chunk_cols - 1) / chunk_cols;
-  const Index first_w = std::min(M, chunk_cols);
-  const Index tail_w = M - (n_chunks - 1) * chunk_cols;
+  // Points per chunk of noise: ~32 MB of normals, whole blocks of kTrainBlock points; depends on (d, r) only.
+  const Index chunk_points =
+      std::max<Index>(kTrainBlock, ((Index{1} << 22) / (d * r)) / kTrainBlock * kTrainBlock);
+  const Index n_chunks = (B + chunk_points - 1) / chunk_points;
 
-  Eigen::Map<const Matrix> X0(spec.X, d, N);  // column i = training point i
-  Matrix Xt(d, first_w), Rs(d, first_w), Xt_tail, Rs_tail;
-  if (tail_w != first_w) {
-    Xt_tail.resize(d, tail_w);
-    Rs_tail.resize(d, tail_w);
+  // X0 (column i = training point i) as an owning matrix for the BLAS wrapper.
+  const Matrix X0 = Eigen::Map<const Matrix>(spec.X, d, N);
+  Matrix Xb = full ? Matrix() : Matrix(d, B);  // the batch's points (minibatch only)
+  const Matrix& Xuse = full ? X0 : Xb;
+  Matrix Z(d, std::min(B, chunk_points) * r);  // one chunk of normals, column (point, draw) point-major
+  Matrix Esum(d, B);                           // Σ_draws ε per batch point
+  Matrix Sxx0(d, d), P(d, d), Q(d, d), Sxx(d, d), WS(d, d), Wm(d, d);
+  Vector sx0(d), se(d), sx(d), bv(d), gb(d);
+  if (full) {  // Σ x₀x₀ᵀ and Σ x₀ of the whole set, once
+    blas::syrk_ata(X0.data(), N, d, d, 1.0, 0.0, Sxx0, spec.workers);
+    blas::symmetrize_lower(Sxx0);
+    sx0 = X0.rowwise().sum();
   }
-  Matrix Wm(d, d), G(d, d);
-  Vector bv(d), bsum(d);
   std::vector<Index> order(N);
   std::iota(order.begin(), order.end(), Index{0});
   const double eta = spec.learning_rate;
   const double scale = 2.0 * eta / static_cast<double>(M);
+  const double rd = static_cast<double>(r), Md = static_cast<double>(M);
 
   for (Index k = 0; k < spec.n_t; ++k) {
     const std::uint64_t* base = spec.seeds + 4 * k;
-    const double sa = spec.sqrt_abar[k], so = spec.sqrt_om[k];
+    const double a = spec.sqrt_abar[k], so = spec.sqrt_om[k];
     const double shrink = 1.0 - 2.0 * eta * spec.ridge[k];
     Wm = Eigen::Map<const RowMatrix>(W + k * d * d, d, d);
     bv = Eigen::Map<const Vector>(b + k * d, d);
@@ -110,7 +120,6 @@ void train_affine_sgd(const TrainSpec& spec, double* W, double* b) {
     for (Index s = 0; s < spec.n_steps; ++s) {
       if (spec.check) spec.check();
       const Index step = spec.step0 + s;
-      const Index* batch = order.data();
       if (!full) {
         const Index e = step / steps_per_epoch;
         if (e != epoch) {  // the permutation of epoch e (Fisher–Yates on its own stream)
@@ -120,46 +129,49 @@ void train_affine_sgd(const TrainSpec& spec, double* W, double* b) {
             std::swap(order[i], order[static_cast<Index>(bounded(g, static_cast<std::uint64_t>(i + 1)))]);
           epoch = e;
         }
-        batch = order.data() + (step % steps_per_epoch) * B;
+        const Index* batch = order.data() + (step % steps_per_epoch) * B;
+        for (Index j = 0; j < B; ++j) Xb.col(j) = X0.col(batch[j]);
+        blas::syrk_ata(Xb.data(), B, d, d, 1.0, 0.0, Sxx0, spec.workers);
+        blas::symmetrize_lower(Sxx0);
+        sx0 = Xb.rowwise().sum();
       }
-      bsum.setZero();
+      // Noise: Q = Σ εεᵀ (SYRK per chunk) and Esum[:, p] = Σ_draws ε for each batch point p.
       for (Index ch = 0; ch < n_chunks; ++ch) {
-        const Index c0 = ch * chunk_cols;
-        const bool tail = (ch == n_chunks - 1) && tail_w != first_w;
-        Matrix& xt = tail ? Xt_tail : Xt;
-        Matrix& rs = tail ? Rs_tail : Rs;
-        const Index w = xt.cols();
-        const Index n_blocks = (w + kTrainBlock - 1) / kTrainBlock;
-        // Noise z into rs, then x_t = √ᾱ x₀ + √(1−ᾱ) z into xt and rs = b − z (W x_t is added by the GEMM).
+        const Index p0 = ch * chunk_points, p1 = std::min(B, p0 + chunk_points);
+        const Index n_blocks = (p1 - p0 + kTrainBlock - 1) / kTrainBlock;
         parallel_for(n_blocks, spec.workers, [&](Index blk) {
-          const Index j0 = blk * kTrainBlock, j1 = std::min(w, j0 + kTrainBlock);
-          double* z = rs.data() + j0 * d;
+          const Index q0 = p0 + blk * kTrainBlock, q1 = std::min(p1, q0 + kTrainBlock);
+          double* z = Z.data() + (q0 - p0) * r * d;
+          const Index count = (q1 - q0) * r * d;
           if (spec.noise) {
-            const double* src = spec.noise + ((s * spec.n_t + k) * M + c0 + j0) * d;
-            std::copy(src, src + (j1 - j0) * d, z);
+            const double* src = spec.noise + ((s * spec.n_t + k) * M + q0 * r) * d;
+            std::copy(src, src + count, z);
           } else {
-            const std::uint64_t global_block = static_cast<std::uint64_t>((c0 + j0) / kTrainBlock);
-            Xoshiro256pp g = make_stream(base, static_cast<std::uint64_t>(step), global_block);
-            fill_standard_normal(g, z, (j1 - j0) * d);
+            Xoshiro256pp g = make_stream(base, static_cast<std::uint64_t>(step),
+                                         static_cast<std::uint64_t>(q0 / kTrainBlock));
+            fill_standard_normal(g, z, count);
           }
-          for (Index j = j0; j < j1; ++j) {
-            const Index i = batch[(c0 + j) % B];
-            const double* x0 = X0.data() + i * d;
-            double* xcol = xt.data() + j * d;
-            double* rcol = rs.data() + j * d;
-            for (Index q = 0; q < d; ++q) {
-              const double zq = rcol[q];
-              xcol[q] = sa * x0[q] + so * zq;
-              rcol[q] = bv[q] - zq;
-            }
+          for (Index p = q0; p < q1; ++p) {
+            const double* zp = z + (p - q0) * r * d;
+            double* out = Esum.data() + p * d;
+            std::copy(zp, zp + d, out);
+            for (Index j = 1; j < r; ++j)
+              for (Index i = 0; i < d; ++i) out[i] += zp[j * d + i];
           }
         });
-        blas::gemm(false, false, 1.0, Wm, xt, 1.0, rs, spec.workers);  // r = W x_t + b − z
-        blas::gemm(false, true, 1.0, rs, xt, ch == 0 ? 0.0 : 1.0, G, spec.workers);  // Σ r x_tᵀ
-        for (Index j = 0; j < w; ++j) bsum += rs.col(j);
+        blas::syrk_ata(Z.data(), (p1 - p0) * r, d, d, 1.0, ch == 0 ? 0.0 : 1.0, Q, spec.workers);
       }
-      Wm = shrink * Wm - scale * G;
-      bv -= scale * bsum;
+      blas::symmetrize_lower(Q);
+      blas::gemm(false, true, 1.0, Esum, Xuse, 0.0, P, spec.workers);  // P = Σ_p esum_p x₀_pᵀ
+      se = Esum.rowwise().sum();
+      // x = a x₀ + s ε:  Σxxᵀ = r a² Σx₀x₀ᵀ + a s (P + Pᵀ) + s² Q,  Σεxᵀ = a P + s Q,  Σx = r a Σx₀ + s Σε.
+      Sxx = (rd * a * a) * Sxx0 + (a * so) * (P + P.transpose()) + (so * so) * Q;
+      sx = (rd * a) * sx0 + so * se;
+      blas::gemm(false, false, 1.0, Wm, Sxx, 0.0, WS, spec.workers);
+      // Σ (Wx + b − ε) xᵀ = W Σxxᵀ + b Σxᵀ − Σεxᵀ;  Σ (Wx + b − ε) = W Σx + M b − Σε.
+      gb = Wm * sx + Md * bv - se;
+      Wm = shrink * Wm - scale * (WS + bv * sx.transpose() - a * P - so * Q);
+      bv -= scale * gb;
     }
     if (!Wm.allFinite() || !bv.allFinite())
       throw std::runtime_error("training diverged at timestep index " + std::to_string(k) +

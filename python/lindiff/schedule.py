@@ -428,14 +428,14 @@ class Schedule:
             betas.
         """
         raw = np.asarray(timesteps)
+        if raw.ndim != 1 or raw.shape[0] < 1:
+            raise ValueError(f"timesteps must be a non-empty 1-D sequence, got shape {raw.shape}")
         if raw.dtype == np.bool_ or not np.issubdtype(raw.dtype, np.integer):
             if raw.size and np.issubdtype(raw.dtype, np.floating) and np.all(np.isfinite(raw)) \
                     and np.all(raw == np.round(raw)):
                 raw = raw.astype(np.int64)
             else:
                 raise TypeError(f"timesteps must be integers in 1..T = {self.T}, got dtype {raw.dtype}")
-        if raw.ndim != 1 or raw.shape[0] < 1:
-            raise ValueError(f"timesteps must be a non-empty 1-D sequence, got shape {raw.shape}")
         ts = raw.astype(np.int64)
         if ts.min() < 1 or ts.max() > self.T:
             raise ValueError(f"timesteps must lie in 1..T = {self.T}, got min {ts.min()} and max {ts.max()}")

@@ -7,7 +7,7 @@
 //   - x = √ᾱ x₀ + √(1−ᾱ) ε, residual r = W x + b − ε, over the M = B·draws columns;
 //   - loss (1/M) Σ ‖ε − W x − b‖² + γ‖W‖_F², gradient G_W = (2/M) Σ r xᵀ + 2γW, G_b = (2/M) Σ r;
 //   - W ← W − η G_W, b ← b − η G_b.
-// Random numbers: xoshiro256++ with Box–Muller (rng.hpp). Every (timestep, step, 256-column block) has its
+// Random numbers: xoshiro256++ with Box–Muller (rng.hpp). Every (timestep, step, block of 256 batch points) has its
 // own stream, seeded from the timestep's 4 seed words, the step index and the block index by splitmix64
 // mixing; the permutation of epoch e has its own stream too. So the result does not depend on the number
 // of workers, nor on how the steps are cut into calls (checkpoints).
@@ -34,7 +34,7 @@ struct TrainSpec {
   Index n_steps = 0;  // steps in this call
   Index batch = 0;    // B (== N: full batch, points in order)
   Index draws = 1;    // noise draws per point and step
-  const double* noise = nullptr;  // optional (n_steps, n_t, B·draws, d) noise, full batch only (tests)
+  const double* noise = nullptr;  // optional (n_steps, n_t, B·draws, d) noise, point-major (row p·draws + j), full batch only (tests)
   int workers = 1;
   std::function<void()> check;  // called between (timestep, step) units, e.g. to poll Ctrl-C
 };

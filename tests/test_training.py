@@ -335,13 +335,13 @@ def test_bad_input():
 
 
 def test_memory_limit_can_be_raised_and_subset_fits():
-    X = np.random.default_rng(0).standard_normal((20, 200))
+    X = np.random.default_rng(0).standard_normal((20, 120))
     with pytest.raises(ValueError, match="memory_limit"):
-        train_denoisers(X, Schedule.paper(100), learning_rate=0.01, steps=1, memory_limit=20 * 1024**2)
-    res = train_denoisers(X, Schedule.paper(100), learning_rate=0.01, steps=1, memory_limit=40 * 1024**2)
-    assert res.denoisers.W.shape == (100, 200, 200)
+        train_denoisers(X, Schedule.paper(100), learning_rate=0.01, steps=1, memory_limit=8 * 1024**2)
+    res = train_denoisers(X, Schedule.paper(100), learning_rate=0.01, steps=1, memory_limit=16 * 1024**2)
+    assert res.denoisers.W.shape == (100, 120, 120)
     sub = train_denoisers(X, Schedule.paper(100), timesteps=[1, 50, 100], learning_rate=0.01, steps=1,
-                          memory_limit=20 * 1024**2)
+                          memory_limit=8 * 1024**2)
     assert sub.denoisers.schedule.T == 3
 
 

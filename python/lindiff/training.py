@@ -385,7 +385,9 @@ def _checkpoints(checkpoints: Any, steps: int) -> np.ndarray:
         k = as_int(checkpoints, "checkpoints", 1)
         return np.unique(np.round(np.linspace(0, steps, k + 1)).astype(np.int64))
     c = np.asarray(checkpoints)
-    if c.ndim != 1 or c.size == 0 or not np.issubdtype(c.dtype, np.integer):
+    if c.ndim == 1 and c.size == 0:
+        return np.zeros(0, dtype=np.int64)  # no history: training only
+    if c.ndim != 1 or not np.issubdtype(c.dtype, np.integer):
         raise TypeError("checkpoints must be None, an int or a 1-D sequence of step counts")
     if c.min() < 0 or c.max() > steps:
         raise ValueError(f"checkpoint steps must lie in 0..steps = {steps}")
@@ -446,7 +448,8 @@ def train_denoisers(
     center : bool, default True
         Train on data centred at μ̂ (see the module docstring); the stored b_t are raw biases.
     checkpoints : None, int or sequence of int
-        Steps at which the history is recorded: None = {0, steps}; k = k+1 evenly spaced.
+        Steps at which the history is recorded: None = {0, steps}; k = k+1 evenly spaced; an empty
+        sequence records nothing (no loss/KL evaluation, training only).
     target : Gaussian, optional
         For the test loss and the KLs in the history.
     sigma, final_noise
@@ -553,7 +556,7 @@ def train_denoisers(
     seeds = np.random.SeedSequence(gen.integers(2**63, size=4, dtype=np.uint64).tolist()).generate_state(
         4 * K, np.uint64)
 
-    Fhat = _factor(S_hat)
+    factors: dict[str, np.ndarray] = {}  # Σ̂ = F Fᵀ, computed at the first checkpoint
     targetF = None if target is None else target.eigvecs * np.sqrt(target.eigvals)
 
     def raw_model(copy: bool) -> AffineDenoisers:
@@ -572,7 +575,9 @@ def train_denoisers(
 
     def record(step: int) -> None:
         model = raw_model(copy=False)
-        ltr = model._loss(mu, Fhat)
+        if "hat" not in factors:
+            factors["hat"] = _factor(S_hat)
+        ltr = model._loss(mu, factors["hat"])
         lte = model._loss(target.mean, targetF) if target is not None else np.full(K, np.nan)
         if target is not None:
             kl = kl_pair(target, model.sampling_distribution(sigma, final_noise), "both")
@@ -615,7 +620,9 @@ def train_denoisers(
     history = {k: np.asarray(v, dtype=np.int64 if k == "step" else float) for k, v in hist.items()}
     settings = dict(learning_rate=eta, steps=n_steps, batch_size=B, noise_draws=r, center=bool(center),
                     timesteps=ts, ridge=gam, N=N, d=d)
-    return TrainingResult(final, history, np.array(tr_t), np.array(te_t), settings)
+    empty = np.zeros((0, K))
+    return TrainingResult(final, history, np.array(tr_t) if tr_t else empty, np.array(te_t) if te_t else empty,
+                          settings)
 
 
 # ---------------------------------------------------------------------- the closed form

@@ -54,11 +54,11 @@ def _numpy_sgd(X, sub, eta, gam, noise, center, draws):
     return W, b
 
 
-@pytest.mark.parametrize("center", [True, False])
-def test_update_matches_numpy_residual_form(center):
+@pytest.mark.parametrize("center, draws", [(True, 1), (True, 2), (False, 3)])
+def test_update_matches_numpy_residual_form(center, draws):
     X = _data(N=7, d=5)
     sub = SCHED.respace(TS[:3])
-    draws, steps, eta, gam = 2, 3, 0.1, 0.05
+    steps, eta, gam = 3, 0.1, 0.05
     noise = np.random.default_rng(3).standard_normal((steps, 3, 7 * draws, 5))
     res = train_denoisers(X, SCHED, timesteps=TS[:3], learning_rate=eta, steps=steps, noise_draws=draws,
                           ridge=gam, center=center, _noise=noise)

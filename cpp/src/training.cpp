@@ -95,7 +95,9 @@ void train_affine_sgd(const TrainSpec& spec, double* W, double* b) {
   const Matrix X0 = Eigen::Map<const Matrix>(spec.X, d, N);
   Matrix Xb = full ? Matrix() : Matrix(d, B);  // the batch's points (minibatch only)
   const Matrix& Xuse = full ? X0 : Xb;
-  Matrix Z(d, std::min(B, chunk_points) * r);  // one chunk of normals, column (point, draw) point-major
+  // One chunk of normals, column (point, draw) point-major. With one draw the normals go straight into
+  // Esum (no copy).
+  Matrix Z(d, r == 1 ? 0 : std::min(B, chunk_points) * r);
   Matrix Esum(d, B);                           // Σ_draws ε per batch point
   Matrix Sxx0(d, d), P(d, d), Q(d, d), Sxx(d, d), WS(d, d), Wm(d, d);
   Vector sx0(d), se(d), sx(d), bv(d), gb(d);
@@ -141,7 +143,7 @@ void train_affine_sgd(const TrainSpec& spec, double* W, double* b) {
         const Index n_blocks = (p1 - p0 + kTrainBlock - 1) / kTrainBlock;
         parallel_for(n_blocks, spec.workers, [&](Index blk) {
           const Index q0 = p0 + blk * kTrainBlock, q1 = std::min(p1, q0 + kTrainBlock);
-          double* z = Z.data() + (q0 - p0) * r * d;
+          double* z = (r == 1 ? Esum.data() + p0 * d : Z.data()) + (q0 - p0) * r * d;
           const Index count = (q1 - q0) * r * d;
           if (spec.noise) {
             const double* src = spec.noise + ((s * spec.n_t + k) * M + q0 * r) * d;
@@ -151,6 +153,7 @@ void train_affine_sgd(const TrainSpec& spec, double* W, double* b) {
                                          static_cast<std::uint64_t>(q0 / kTrainBlock));
             fill_standard_normal(g, z, count);
           }
+          if (r == 1) return;
           for (Index p = q0; p < q1; ++p) {
             const double* zp = z + (p - q0) * r * d;
             double* out = Esum.data() + p * d;
@@ -159,7 +162,8 @@ void train_affine_sgd(const TrainSpec& spec, double* W, double* b) {
               for (Index i = 0; i < d; ++i) out[i] += zp[j * d + i];
           }
         });
-        blas::syrk_ata(Z.data(), (p1 - p0) * r, d, d, 1.0, ch == 0 ? 0.0 : 1.0, Q, spec.workers);
+        blas::syrk_ata(r == 1 ? Esum.data() + p0 * d : Z.data(), (p1 - p0) * r, d, d, 1.0, ch == 0 ? 0.0 : 1.0, Q,
+                       spec.workers);
       }
       blas::symmetrize_lower(Q);
       blas::gemm(false, true, 1.0, Esum, Xuse, 0.0, P, spec.workers);  // P = Σ_p esum_p x₀_pᵀ

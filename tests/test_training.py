@@ -358,3 +358,15 @@ def test_figure_training_vs_theory_renders(tmp_path):
     assert len(fig.axes) == 3
     fig.savefig(tmp_path / "f.png")
     assert (tmp_path / "f.png").stat().st_size > 1000
+
+
+def test_update_over_several_noise_chunks():
+    """d·draws large enough that the kernel cuts the batch into chunks of 256 points (2 chunks here)."""
+    d, N, draws = 128, 300, 128
+    X = np.random.default_rng(0).standard_normal((N, d)) * 0.5
+    noise = np.random.default_rng(1).standard_normal((1, 1, N * draws, d))
+    res = train_denoisers(X, SCHED, timesteps=[400], learning_rate=0.1, steps=1, noise_draws=draws, center=False,
+                          _noise=noise, workers=2)
+    W, b = _numpy_sgd(X, SCHED.respace([400]), 0.1, 0.0, noise, False, draws)
+    np.testing.assert_allclose(res.denoisers.W, W, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(res.denoisers.b, b, rtol=1e-10, atol=1e-12)

@@ -291,6 +291,11 @@ def test_compare_with_gradient_flow_improves_with_draws():
     m = LinearDiffusion(st, SCHED.respace(TS), train_time=80.0, learning_rate=0.05)
     assert cmp.flow_kl_forward[-1] == pytest.approx(m.kl(tgt, "forward"), rel=1e-12)
     assert cmp.kl_forward[1, -1] == pytest.approx(cmp.flow_kl_forward[-1], rel=0.2)
+    # The distance at the end, recomputed from a separate run with the same child generator.
+    child = np.random.default_rng(0).spawn(2)[1]
+    sgd = train_denoisers(X, SCHED, timesteps=TS, learning_rate=0.05, steps=80, noise_draws=64, rng=child).denoisers
+    Wf = np.stack([m.denoiser(t)[0] for t in range(1, 5)])
+    assert cmp.rel_distance[1, -1] == pytest.approx(np.linalg.norm(sgd.W - Wf) / np.linalg.norm(Wf), rel=1e-12)
 
 
 # ---------------------------------------------------------------------- bad input

@@ -455,7 +455,8 @@ def train_denoisers(
     sigma, final_noise
         Sampler options for the KLs (DDPM, σ² = β or β̃).
     callback : callable(step, denoisers), optional
-        Called at each checkpoint with a copy of the current model.
+        Called at each checkpoint with the current model: a read-only view of the training state, valid
+        during the call only (training continues in place afterwards), so copy what you keep.
     rng : int, Generator or None
     workers : int or None
         Threads for the noise (the GEMMs use NumPy's BLAS pool); the result does not depend on it.
@@ -593,7 +594,11 @@ def train_denoisers(
         tr_t.append(ltr)
         te_t.append(lte)
         if callback is not None:
-            callback(step, raw_model(copy=True))
+            view = raw_model(copy=False)
+            view._W = W.view()
+            view._W.flags.writeable = False
+            view._b.flags.writeable = False
+            callback(step, view)
 
     # Segments: between checkpoints, cut further for the progress bar (streams are keyed by the global
     # step, so the cuts never change the result).
@@ -766,24 +771,28 @@ def compare_with_gradient_flow(
 
     stats = EmpiricalStats(Xa)
     flow = {k: np.empty(ckpts.size) for k in ("tr", "te", "kf", "kr")}
-    flow_W: dict[int, np.ndarray] = {}
+    flow_models = {}
     for j, tau in enumerate(ckpts):
         model = LinearDiffusion(stats, sub, ridge=gam, train_time=float(tau), learning_rate=eta)
         flow["tr"][j] = model.train_loss().mean()
         flow["te"][j] = model.test_loss(target).mean() if target is not None else np.nan
         kl = model.kl(target) if target is not None else {"forward": np.nan, "reverse": np.nan}
         flow["kf"][j], flow["kr"][j] = kl["forward"], kl["reverse"]
-        flow_W[int(tau)] = np.stack([model.denoiser(t)[0] for t in range(1, sub.T + 1)])
+        flow_models[int(tau)] = model
 
     rel = np.full((draws.size, ckpts.size), np.nan)
     out = {k: np.empty((draws.size, ckpts.size)) for k in ("tr", "te", "kf", "kr")}
     for i, r in enumerate(draws):
         def cb(step: int, model: AffineDenoisers, i: int = i) -> None:
-            ref = flow_W[step]
-            j = int(np.searchsorted(ckpts, step))
-            norm = np.linalg.norm(ref)
-            if norm > 0:
-                rel[i, j] = np.linalg.norm(model.W - ref) / norm
+            # ‖W_sgd − W_flow‖_F / ‖W_flow‖_F over the stacked W_t, one d×d flow matrix at a time.
+            ref = flow_models[step]
+            num = den = 0.0
+            for k in range(sub.T):
+                Wf = ref.denoiser(k + 1)[0]
+                num += float(np.sum((model.W[k] - Wf) ** 2))
+                den += float(np.sum(Wf * Wf))
+            if den > 0:
+                rel[i, int(np.searchsorted(ckpts, step))] = math.sqrt(num / den)
 
         res = train_denoisers(Xa, sched, learning_rate=eta, steps=n_steps, timesteps=timesteps,
                               batch_size=batch_size, noise_draws=int(r), ridge=gam, center=True,

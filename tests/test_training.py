@@ -328,6 +328,8 @@ def test_bad_input():
         train_denoisers(X, SCHED, init=(np.zeros((4, 5, 5)), np.zeros((4, 5))), **ok)
     with pytest.raises(ValueError, match="target has dimension 3"):
         train_denoisers(X, SCHED, target=Gaussian(np.zeros(3), np.eye(3)), **ok)
+    with pytest.raises(ValueError, match="sigma must be"):
+        train_denoisers(X, SCHED, sigma="beta_hat", **ok)
     with pytest.raises(ValueError, match="noise_draws"):
         train_denoisers(X, SCHED, noise_draws=0, **ok)
     with pytest.raises(ValueError, match="ridge"):

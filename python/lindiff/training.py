@@ -54,7 +54,9 @@ Memory
 A trained model holds T'·d²·8 bytes of W_t (T' trained timesteps): 4.9 GB at d = 784, T' = 1000.
 :func:`train_denoisers` refuses, naming the number, when its estimate exceeds ``memory_limit``
 (default :data:`MEMORY_LIMIT` = 2 GiB; raise it, or train a subset ``timesteps=`` with the matching
-respaced schedule, :meth:`Schedule.respace`). Working buffers are 2 d×min(B·r, ~4·10⁶/d) columns.
+respaced schedule, :meth:`Schedule.respace`). Working memory on top: the data twice (a copy and the
+centred copy), 2·B·d for the batch and its noise sums, up to 32 MB of normals per chunk (several draws
+only) and a few d×d matrices.
 """
 
 from __future__ import annotations
@@ -489,10 +491,15 @@ def train_denoisers(
         raise TypeError("center must be True or False")
     if target is not None:
         _check_target(target, d)
+    from .sampling import _sigma
+
+    _sigma(sub, "ddpm", sigma, final_noise)  # validate the KL's sampler options before training
     ckpts = _checkpoints(checkpoints, n_steps)
     limit = as_int(memory_limit, "memory_limit", 1)
-    cols = min(B * r, max(256, (2**22 // d) // 256 * 256))
-    need = K * d * d * 8 + 2 * d * cols * 8 + 4 * d * d * 8
+    # W_t stack + (X copy, centred copy, batch, Σε) + the noise chunk (as in training.cpp) + d×d temporaries.
+    chunk_points = max(256, (2**22 // (d * r)) // 256 * 256)
+    noise_cols = 0 if r == 1 else min(B, chunk_points) * r
+    need = 8 * (K * d * d + 2 * N * d + 2 * B * d + noise_cols * d + 10 * d * d)
     if need > limit:
         raise ValueError(
             f"training would use about {need / 1024**3:.2f} GiB (K·d²·8 = {K * d * d * 8 / 1024**3:.2f} GiB of "

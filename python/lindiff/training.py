@@ -21,9 +21,11 @@ The noise-averaged loss over the training set has ∇_W L = 2(W C_t − √(1−
 optimum, C_t = ᾱ_t Σ̂ + (1−ᾱ_t+γ_t) I, so one full-batch GD step maps W − W* to (W − W*)(I − 2ηC_t):
 n steps give the (1 − 2ηc)ⁿ of theory.md §3 exactly, and the gradient flow exp(−2ηcτ) at training time
 **τ = n** (the step count) with learning rate η, i.e. ``LinearDiffusion(stats, schedule,
-train_time=n, learning_rate=η)``. SGD with fresh noise (and/or random minibatches) has an unbiased
-gradient, so **its expectation is exactly that discrete GD path**; its fluctuation around it shrinks
-like 1/√(M) per step (see tests/test_training.py for the derived bound).
+train_time=n, learning_rate=η)``. Full-batch SGD with fresh noise has an unbiased gradient that is
+independent of the current W, so **its expectation is exactly that discrete GD path**; its fluctuation
+around it shrinks like 1/√(N·draws) (see tests/test_training.py for the derived bound). With
+minibatches the gradient is unbiased too, but batches drawn without replacement within an epoch are not
+independent of W, so the mean follows GD up to O(η²) terms per epoch.
 
 The bias: why ``center=True`` is the default
 --------------------------------------------

@@ -23,6 +23,12 @@ plus one NumPy contender with the same moment form, so the algorithmic and the k
 separated.
 
 ``--quick`` shrinks the sizes for a smoke run. Ratios are numpy_time / lindiff_time.
+
+A second, informational section (skip with ``--no-work``) measures the *work*: everything on one thread
+(threadpoolctl limits OpenBLAS to 1 thread, lindiff workers=1) timed by process CPU time, on 10
+timesteps. On a shared host this is far steadier than wall time with 2 threads, where waiting for a
+descheduled thread dominates (measured here at load 5–7: OpenBLAS's 2-thread SYRK/GEMM of these shapes
+ran 2–4x *slower* than on 1 thread).
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from common import (  # noqa: E402
     fmt_time,
     interleaved,
     n_cpus,
+    set_clock,
     spread_str,
     table,
 )
@@ -135,6 +142,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
     ap.add_argument("--repeat", type=int, default=None, help="interleaved repeats (default 5, quick 3)")
+    ap.add_argument("--no-work", action="store_true", help="skip the single-thread CPU-time section")
     args = ap.parse_args()
     d, N, T = (128, 1024, 20) if args.quick else (256, 4096, 100)
     repeat = args.repeat or (3 if args.quick else 5)
@@ -183,6 +191,39 @@ def main() -> None:
     print(f"TARGET one epoch full batch, lindiff >= {TARGET}x numpy: ratio {fmt_ratio(ratio)} -> "
           f"{'met' if ratio >= TARGET else 'missed'}{' (quick sizes)' if args.quick else ''}")
     print(f"for information, against the same moment-form algorithm in NumPy: ratio {fmt_ratio(moment / ours)}")
+    if not args.no_work:
+        work(Xc, sa[:10], so[:10], eta, seeds[:40], repeat)
+
+
+def work(Xc: np.ndarray, sa: np.ndarray, so: np.ndarray, eta: float, seeds: np.ndarray, repeat: int) -> None:
+    from threadpoolctl import threadpool_limits
+
+    N, d = Xc.shape
+    T = sa.shape[0]
+    zeros = np.zeros(T)
+
+    def kernel() -> None:
+        W = np.zeros((T, d, d))
+        b = np.zeros((T, d))
+        _core.train_affine_sgd(Xc, sa, so, zeros, seeds, eta, 0, 1, N, 1, 1, W, b)
+
+    gen = np.random.default_rng(2)
+    set_clock("cpu")
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            res = interleaved([
+                Contender("lindiff kernel (1 thread)", lambda _: kernel()),
+                Contender("numpy per-t (1 thread)", lambda _: numpy_epoch(Xc, sa, so, eta, gen)),
+                Contender("numpy moment form (1 thread)", lambda _: numpy_epoch_moments(Xc, sa, so, eta, gen)),
+            ], repeat)
+    finally:
+        set_clock("wall")
+    print(f"\nwork (informational): one thread, CPU time, {T} timesteps; load average {os.getloadavg()[0]:.2f}")
+    rows = [[k, fmt_time(t.median), spread_str(t), fmt_time(t.median / T)] for k, t in res.items()]
+    print(table(["contender", "median", "min-max", "per timestep"], rows))
+    ours = res["lindiff kernel (1 thread)"].median
+    print(f"single-thread work ratio: numpy per-t / lindiff {fmt_ratio(res['numpy per-t (1 thread)'].median / ours)}, "
+          f"numpy moment form / lindiff {fmt_ratio(res['numpy moment form (1 thread)'].median / ours)}")
 
 
 if __name__ == "__main__":

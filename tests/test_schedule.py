@@ -292,3 +292,35 @@ def test_bad_alphas_bar(alphas_bar, match):
 def test_bad_sigmas(sigmas, match):
     with pytest.raises(ValueError, match=match):
         Schedule.from_edm_sigmas(sigmas)
+
+
+# ---------------------------------------------------------------------- respacing (issue 6)
+def test_respace_keeps_alphas_bar_at_the_chosen_timesteps():
+    s = Schedule.paper(1000)
+    ts = np.array([1, 2, 10, 250, 999, 1000])
+    r = s.respace(ts)
+    assert r.T == ts.size
+    np.testing.assert_allclose(r.alphas_bar, np.asarray(s.alphas_bar)[ts - 1], rtol=1e-13)
+    # β'_k = 1 − ᾱ_{t_k}/ᾱ_{t_{k−1}}, from the products of (1 − β_s) written out here.
+    ab = np.concatenate([[1.0], np.cumprod(1.0 - np.asarray(s.betas))])
+    want = 1.0 - ab[ts] / ab[np.concatenate([[0], ts[:-1]])]
+    np.testing.assert_allclose(r.betas, want, rtol=1e-10)
+    np.testing.assert_allclose(r.one_minus_alphas_bar, 1.0 - ab[ts], rtol=1e-12)
+    assert r.betas[0] == s.betas[0]  # t_1 = 1: β'_1 = β_1
+    assert s.respace(np.arange(1, 1001)) == s  # identity respacing: the same betas bit for bit
+    assert s.respace([1000]).T == 1 and "respace" in repr(r)
+
+
+@pytest.mark.parametrize("bad, err, msg", [
+    ([], ValueError, "non-empty"),
+    ([[1, 2]], ValueError, "non-empty 1-D"),
+    ([0, 3], ValueError, "1..T"),
+    ([3, 1001], ValueError, "1..T"),
+    ([3, 3], ValueError, "strictly increasing"),
+    ([5, 2], ValueError, "strictly increasing"),
+    ([1.5, 3.0], TypeError, "integers"),
+    ([True, False], TypeError, "integers"),
+])
+def test_respace_bad_timesteps(bad, err, msg):
+    with pytest.raises(err, match=msg):
+        Schedule.paper(1000).respace(bad)

@@ -73,3 +73,11 @@ def sample_empirical_optimal(
     seeds: NDArray[np.uint64], workers: int, out: F64, noise: F64 | None = None,
 ) -> None: ...
 def exp_nonpositive(x: F64) -> tuple[F64, float]: ...
+# training (issue 6)
+TRAIN_BLOCK: int
+
+def train_affine_sgd(
+    X: F64, sqrt_abar: F64, sqrt_om: F64, ridge: F64, seeds: NDArray[np.uint64], learning_rate: float,
+    step0: int, n_steps: int, batch: int, draws: int, workers: int, W: F64, b: F64,
+    noise: F64 | None = None,
+) -> None: ...

@@ -409,6 +409,49 @@ class Schedule:
             + ", ".join(repr(k) for k in _DIFFUSERS_SCHEDULES)
         )
 
+    def respace(self, timesteps: Any) -> Schedule:
+        """The schedule restricted to a subset of timesteps (a "respaced" schedule).
+
+        Parameters
+        ----------
+        timesteps : array_like of int
+            Strictly increasing timesteps t_1 < ... < t_K in 1..T (1-based, as in the maths).
+
+        Returns
+        -------
+        Schedule
+            K steps with alpha_bar'_k = alpha_bar_{t_k}, i.e.
+            beta'_k = 1 - alpha_bar_{t_k} / alpha_bar_{t_{k-1}} (t_0 = 0, alpha_bar_0 = 1),
+            computed as -expm1(sum of log1p(-beta_s) over t_{k-1} < s <= t_k) to full precision.
+            A sampler run on it visits exactly the noise levels of the chosen timesteps (the usual
+            timestep respacing of DDPM/DDIM samplers). ``respace(range(1, T + 1))`` returns the same
+            betas.
+        """
+        raw = np.asarray(timesteps)
+        if raw.ndim != 1 or raw.shape[0] < 1:
+            raise ValueError(f"timesteps must be a non-empty 1-D sequence, got shape {raw.shape}")
+        if raw.dtype == np.bool_ or not np.issubdtype(raw.dtype, np.integer):
+            if raw.size and np.issubdtype(raw.dtype, np.floating) and np.all(np.isfinite(raw)) \
+                    and np.all(raw == np.round(raw)):
+                raw = raw.astype(np.int64)
+            else:
+                raise TypeError(f"timesteps must be integers in 1..T = {self.T}, got dtype {raw.dtype}")
+        ts = raw.astype(np.int64)
+        if ts.min() < 1 or ts.max() > self.T:
+            raise ValueError(f"timesteps must lie in 1..T = {self.T}, got min {ts.min()} and max {ts.max()}")
+        if ts.shape[0] > 1 and (np.diff(ts) <= 0).any():
+            i = int(np.flatnonzero(np.diff(ts) <= 0)[0]) + 1
+            raise ValueError(
+                f"timesteps must be strictly increasing, but timesteps[{i}] = {ts[i]} <= "
+                f"timesteps[{i - 1}] = {ts[i - 1]}"
+            )
+        log_ab = np.concatenate(([0.0], np.cumsum(np.log1p(-self._betas))))
+        betas = -np.expm1(log_ab[ts] - log_ab[np.concatenate(([0], ts[:-1]))])
+        if ts.shape[0] == self.T:
+            betas = np.array(self._betas)  # the identity respacing keeps the betas bit for bit
+        origin = None if self._origin is None else f"{self._origin}.respace(<{ts.shape[0]} timesteps>)"
+        return Schedule._make(betas, origin)
+
     # ------------------------------------------------------------------ derived quantities
     @property
     def T(self) -> int:

@@ -1,4 +1,5 @@
 #include "lindiff/empirical_optimal.hpp"
+#include "lindiff/fast_exp.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -20,47 +21,6 @@ void check(bool ok, const std::string& msg) {
 
 constexpr Index kColTask = 16;       // rows (columns of the logit matrix) per softmax task
 constexpr double kSignificant = -40.0;  // weights above e^-40 of the largest are "significant"
-
-inline double bits_to_double(std::uint64_t b) {
-  double x;
-  std::memcpy(&x, &b, sizeof x);
-  return x;
-}
-inline std::uint64_t double_to_bits(double x) {
-  std::uint64_t b;
-  std::memcpy(&b, &x, sizeof b);
-  return b;
-}
-
-// exp(x), x <= 0: x = k ln2 + r, |r| <= ln2/2, exp(r) by its Taylor series to r^13 (truncation
-// < 5e-18 relative), times 2^k built in the exponent bits. Branch-free so that loops vectorise.
-inline double exp_np(double x) {
-  const double xc = x < -708.0 ? -708.0 : x;
-  constexpr double shifter = 6755399441055744.0;  // 1.5·2^52
-  const double t = xc * 1.4426950408889634 + shifter;
-  const double k = t - shifter;
-  constexpr double ln2_hi = 6.93147180369123816490e-01;
-  constexpr double ln2_lo = 1.90821492927058770002e-10;
-  const double r = (xc - k * ln2_hi) - k * ln2_lo;
-  double p = 1.0 / 6227020800.0;  // 1/13!
-  p = p * r + 1.0 / 479001600.0;
-  p = p * r + 1.0 / 39916800.0;
-  p = p * r + 1.0 / 3628800.0;
-  p = p * r + 1.0 / 362880.0;
-  p = p * r + 1.0 / 40320.0;
-  p = p * r + 1.0 / 5040.0;
-  p = p * r + 1.0 / 720.0;
-  p = p * r + 1.0 / 120.0;
-  p = p * r + 1.0 / 24.0;
-  p = p * r + 1.0 / 6.0;
-  p = p * r + 0.5;
-  p = p * r + 1.0;
-  p = p * r + 1.0;
-  // low mantissa bits of t hold k + 2^51; (k + 1023) << 52 is 2^k (k >= -1022 here).
-  const std::uint64_t e = (double_to_bits(t) + (1023ULL - (1ULL << 51))) << 52;
-  const double y = p * bits_to_double(e);
-  return x < -708.0 ? 0.0 : y;
-}
 
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12 && defined(__x86_64__) && defined(__linux__)
 #define LINDIFF_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -94,13 +54,13 @@ LINDIFF_CLONES double exp_shift_sum(const double* x, double shift, double* out, 
   Index i = 0;
   for (; i + 8 <= n; i += 8)
     for (int l = 0; l < 8; ++l) {
-      const double w = exp_np(x[i + l] - shift);
+      const double w = exp_nonpositive(x[i + l] - shift);
       out[i + l] = w;
       acc[l] += w;
     }
   double tail = 0.0;
   for (; i < n; ++i) {
-    const double w = exp_np(x[i] - shift);
+    const double w = exp_nonpositive(x[i] - shift);
     out[i] = w;
     tail += w;
   }

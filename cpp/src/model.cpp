@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "lindiff/fast_exp.hpp"
 #include "lindiff/parallel.hpp"
 
 namespace lindiff {
@@ -135,34 +136,7 @@ __attribute__((always_inline)) inline double hsum(v8d v) {
   return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]));
 }
 
-// exp(x) for x <= 0, lane-wise and branch-free. Cody–Waite reduction x = n ln2 + r with
-// |r| <= ln2/2, exp(r) by its Taylor series to r¹³ (truncation < 4e-18 relative), scaled by 2ⁿ
-// through the exponent bits. Results below DBL_MIN (x < −708.39) are flushed to 0 (an absolute error
-// below 2.3e-308); x = −inf gives 0. Within about 1 ulp of the correctly rounded value.
-__attribute__((always_inline)) inline v8d exp_nonpositive(v8d x) {
-  const v8d lo = splat(-708.39), shift = splat(6755399441055744.0);  // 1.5·2⁵²: rint lands in low bits
-  const v8d xc = x < lo ? lo : x;
-  const v8d shifted = xc * 1.4426950408889634 + shift;
-  const v8d n = shifted - shift;
-  const v8d r = (xc - n * 6.93147180369123816490e-01) - n * 1.90821492927058770002e-10;  // ln2 hi, lo
-  v8d p = splat(1.0 / 6227020800.0);  // 1/13!
-  p = p * r + 1.0 / 479001600.0;
-  p = p * r + 1.0 / 39916800.0;
-  p = p * r + 1.0 / 3628800.0;
-  p = p * r + 1.0 / 362880.0;
-  p = p * r + 1.0 / 40320.0;
-  p = p * r + 1.0 / 5040.0;
-  p = p * r + 1.0 / 720.0;
-  p = p * r + 1.0 / 120.0;
-  p = p * r + 1.0 / 24.0;
-  p = p * r + 1.0 / 6.0;
-  p = p * r + 0.5;
-  p = p * r + 1.0;
-  p = p * r + 1.0;
-  const v8l bits = (reinterpret_cast<const v8l&>(shifted) - reinterpret_cast<const v8l&>(shift) + 1023) << 52;
-  const v8d y = p * reinterpret_cast<const v8d&>(bits);  // 2ⁿ for n in [−1022, 0]
-  return x < lo ? splat(0.0) : y;
-}
+// exp_nonpositive (lindiff/fast_exp.hpp) is used lane-wise on v8d.
 
 struct GridProblem {
   const ScheduleArrays* s;

@@ -16,15 +16,20 @@ numpy     What a good engineer writes without lindiff: for each (k, seed, N) dra
           over modes (the issue's script: one ridge at a time) or over modes *and* ridges (the faster
           version; both are reported), T Python-level steps; KL in the eigenbasis. It is checked against
           lindiff on the same statistics first. It runs on a subset (``--numpy-subset``, default one
-          (k, seed) pair with all 30 N: 1/15 of the work) and is extrapolated linearly.
+          (k, seed) pair with all 30 N: 1/15 of the work), cut into one part per repeat that runs
+          right after that repeat's lindiff/Dask runs (same load), and is extrapolated linearly.
+          The issue's one-ridge-at-a-time script is timed on one N per repeat only: its sampling
+          is the same code as the faster script's (timed there), its per-N work does not depend
+          on N. The verdict uses the faster script.
 dask      The same lindiff sweep on a 2-worker ``LocalCluster`` (processes, 1 thread each), into a
           fresh store, interleaved with the local runs; wall and CPU (driver + workers) overheads
           against the local run are reported. Cluster start-up and the workers' first imports are
-          timed apart and not counted: the overhead is that of a sweep on a running cluster. By default the cluster gets
-          slower housekeeping ticks (QUIET_DASK; ``--dask-default-config`` keeps Dask's defaults).
+          timed apart and not counted: the overhead is that of a sweep on a running cluster. By
+          default the cluster gets slower housekeeping ticks (QUIET_DASK; ``--dask-default-config``
+          keeps Dask's defaults).
 
-Run: ``python benchmarks/bench_sweep.py`` (about 4 minutes on 2 quiet cores: 3 local/Dask pairs,
-the NumPy script on 1/15 of the work); ``--quick`` (d = 100, about a minute) is a smoke run. The
+Run: ``python benchmarks/bench_sweep.py`` (3 local/Dask pairs and the NumPy subset: 5.5 minutes at
+load average 5 on 2 cores, less when quiet); ``--quick`` (d = 100, under a minute) is a smoke run. The
 last lines print each issue target's measured ratio with "met"/"missed" and the load average.
 """
 

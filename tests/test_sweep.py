@@ -513,3 +513,50 @@ def test_dask_worker_killed_mid_sweep(dask_client, tmp_path):
     deadline = time.monotonic() + 30
     while len(dask_client.scheduler_info()["workers"]) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
+
+
+# ---------------------------------------------------------------------- Dask batching and memory
+@pytest.mark.parametrize("n_tasks,threads", [(0, 2), (1, 2), (5, 2), (450, 2), (450, 7), (1000, 1)])
+def test_dask_batches_cover_every_task_once_in_order(n_tasks, threads):
+    tasks = [{"key": str(i)} for i in range(n_tasks)]
+    batches = sweep_mod._batches(tasks, threads)
+    assert [t for b in batches for t in b] == tasks
+    assert all(1 <= len(b) <= 8 for b in batches)
+    if n_tasks >= 64 * threads:  # batched: the last 2 per thread run alone, so workers end together
+        assert [len(b) for b in batches[-2 * threads:]] == [1] * (2 * threads)
+        assert max(len(b) for b in batches) > 1
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_keep_freed_memory_avoids_page_faults_under_dasks_malloc_setting():
+    # Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536: then each 4 MB temporary is
+    # a fresh mmap, page-faulted again (~1000 faults) on every allocation. Inside a batch lindiff
+    # keeps the memory; after it, the setting is back (faults again).
+    code = textwrap.dedent("""
+        import platform, resource, numpy as np
+        from lindiff import sweeps
+        if platform.libc_ver()[0] != "glibc":
+            print("skip"); raise SystemExit
+        def faults():
+            r0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            for _ in range(40):
+                a = np.ones(512 * 1024)  # 4 MB, written
+                del a
+            return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0
+        before = faults()
+        with sweeps._keep_freed_memory():
+            with sweeps._keep_freed_memory():  # nested (two batches on two threads)
+                inside = faults()
+            inner_exit = faults()
+        after = faults()
+        print(before, inside, inner_exit, after)
+    """)
+    env = dict(os.environ, MALLOC_TRIM_THRESHOLD_="65536")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    if out.stdout.strip() == "skip":
+        pytest.skip("not glibc")
+    before, inside, inner_exit, after = map(int, out.stdout.split())
+    # 40 allocations of 1024 pages (fewer faults with transparent huge pages): at least 40·256
+    assert before > 40 * 256 and after > before / 2, (before, after)  # Dask's setting, in force outside
+    assert inside < before / 10 and inner_exit < before / 10, (before, inside, inner_exit)  # memory kept

@@ -118,6 +118,20 @@ class EmpiricalStats:
         return out
 
     @classmethod
+    def _from_eigen(cls, n: int, mean: np.ndarray, eigvals: np.ndarray, eigvecs: np.ndarray) -> EmpiricalStats:
+        """Internal: statistics whose covariance is known in eigen form (eigvals descending and
+        positive, eigvecs orthonormal; e.g. a target's own moments), with that eigendecomposition
+        already in place instead of a dsyevd of V diag(λ) Vᵀ."""
+        vals = np.array(eigvals, dtype=float)
+        vecs = np.array(eigvecs, dtype=float)
+        out = cls.from_moments(n, mean, (vecs * vals) @ vecs.T)
+        vals.flags.writeable = False
+        vecs.flags.writeable = False
+        out._spectrum = _Spectrum(vals, vecs, "primal")
+        out._full_vectors = vecs
+        return out
+
+    @classmethod
     def _of_block(
         cls, X: np.ndarray, ddof: int, workers: int, shift: np.ndarray | None = None
     ) -> EmpiricalStats:

@@ -244,7 +244,7 @@ def main() -> None:
                 print("Dask config: defaults")
             t0 = time.perf_counter()
             cluster = distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
-                                               dashboard_address=None, silence_logs=50)
+                                               dashboard_address=":0", silence_logs=50)
             client = distributed.Client(cluster)
             out["dask_startup_s"] = time.perf_counter() - t0
             t0 = time.perf_counter()

@@ -425,7 +425,7 @@ DASK_GRID = {"d": [40], "N_over_d": [0.5, 2, 8, 100], "k": [0, 1], "ridge": [0, 
 def dask_client():
     distributed = pytest.importorskip("distributed")
     cluster = distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
-                                       dashboard_address=None, silence_logs=50)
+                                       dashboard_address=":0", silence_logs=50)
     client = distributed.Client(cluster)
     try:
         yield client

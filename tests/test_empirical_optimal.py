@@ -126,6 +126,30 @@ def test_workers_bit_identical(rng: np.random.Generator, request: pytest.Fixture
     assert not np.array_equal(outs[0], den.sample(600, rng=12))
 
 
+def test_progress_counts_every_block_step_and_changes_nothing(rng: np.random.Generator,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    X = rng.standard_normal((40, 4))
+    den = EmpiricalOptimalDenoiser(X, Schedule.paper(T=25))
+    n = 600  # 3 blocks of 256 rows
+    quiet = den.sample(n, rng=5, workers=2, progress=False)
+    loud = den.sample(n, rng=5, workers=2, progress=True)
+    np.testing.assert_array_equal(quiet, loud)
+    assert "empirical optimal" in capsys.readouterr().err
+    got: list[int] = []
+    sq, om = den._coeffs()
+    p, q = _step_coefficients(den.schedule, "ddpm")
+    sig = _sigma(den.schedule, "ddpm", "beta", True)
+    from lindiff.sampling import _seed_words
+
+    out = np.empty((n, 4))
+    _core.sample_empirical_optimal(den.X, sq, om, p, q, np.ascontiguousarray(sig), _seed_words(5, n), 2, out,
+                                   None, got.append)
+    assert sum(got) == 3 * 25
+    np.testing.assert_array_equal(out, quiet)
+    with pytest.raises(TypeError, match="progress"):
+        den.sample(10, progress="yes")
+
+
 def test_bad_input(rng: np.random.Generator) -> None:
     with pytest.raises(ValueError, match="0 rows"):
         EmpiricalOptimalDenoiser(np.zeros((0, 3)))

@@ -9,11 +9,6 @@ namespace {
 using SeedArray = py::array_t<std::uint64_t, py::array::c_style | py::array::forcecast>;
 using DoubleArray = py::array_t<double, py::array::c_style | py::array::forcecast>;
 
-void check_signals() {
-  py::gil_scoped_acquire acquire;
-  if (PyErr_CheckSignals() != 0) throw py::error_already_set();
-}
-
 }  // namespace
 
 void bind_empirical_optimal(py::module_& m) {
@@ -31,7 +26,7 @@ void bind_empirical_optimal(py::module_& m) {
       "sample_empirical_optimal",
       [](const ConstRowRef& X, const Vector& sqrt_abar, const Vector& one_minus_abar, const Vector& p,
          const Vector& q, const Vector& sigma, const SeedArray& seeds, int workers, Eigen::Ref<RowMatrix> out,
-         const py::object& noise) {
+         const py::object& noise, const py::object& progress) {
         ChainSpecSampling chain;
         chain.sigma = sigma;
         const Index T = sigma.size(), n = out.rows(), d = out.cols();
@@ -46,12 +41,12 @@ void bind_empirical_optimal(py::module_& m) {
         run.seeds = seeds.data();
         run.n_seed_words = static_cast<Index>(seeds.size());
         run.workers = check_workers(workers);
-        run.tick = [](Index) { check_signals(); };
+        run.tick = progress_tick(progress);
         py::gil_scoped_release release;
         sample_empirical_optimal(X, sqrt_abar, one_minus_abar, p, q, chain, run, out);
       },
       py::arg("X"), py::arg("sqrt_abar"), py::arg("one_minus_abar"), py::arg("p"), py::arg("q"), py::arg("sigma"),
-      py::arg("seeds"), py::arg("workers"), py::arg("out").noconvert(), py::arg("noise") = py::none());
+      py::arg("seeds"), py::arg("workers"), py::arg("out").noconvert(), py::arg("noise") = py::none(), py::arg("progress") = py::none());
   m.def(
       "exp_nonpositive",
       [](const DoubleArray& x) {

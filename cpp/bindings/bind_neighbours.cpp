@@ -6,11 +6,6 @@
 namespace lindiff::bindings {
 namespace {
 
-void check_signals() {
-  py::gil_scoped_acquire acquire;
-  if (PyErr_CheckSignals() != 0) throw py::error_already_set();
-}
-
 }  // namespace
 
 void bind_neighbours(py::module_& m) {

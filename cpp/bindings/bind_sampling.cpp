@@ -9,19 +9,13 @@ namespace {
 using SeedArray = py::array_t<std::uint64_t, py::array::c_style | py::array::forcecast>;
 using DoubleArray = py::array_t<double, py::array::c_style | py::array::forcecast>;
 
-// Between batches/steps: take the GIL briefly on the calling thread, let Python raise on Ctrl-C,
-// and report the work units done to `progress` (a Python callable taking an int, or None).
+// Between batches/steps: Ctrl-C and progress (common.hpp, progress_tick).
 SampleRun make_run(const SeedArray& seeds, int workers, const py::object& progress) {
   SampleRun run;
   run.seeds = seeds.data();
   run.n_seed_words = static_cast<Index>(seeds.size());
   run.workers = check_workers(workers);
-  const bool report = !progress.is_none();
-  run.tick = [progress, report](Index units) {
-    py::gil_scoped_acquire acquire;
-    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
-    if (report && units > 0) progress(units);
-  };
+  run.tick = progress_tick(progress);
   return run;
 }
 

@@ -9,11 +9,6 @@ namespace {
 using SeedArray = py::array_t<std::uint64_t, py::array::c_style | py::array::forcecast>;
 using DoubleArray = py::array_t<double, py::array::c_style | py::array::forcecast>;
 
-void check_signals() {
-  py::gil_scoped_acquire acquire;
-  if (PyErr_CheckSignals() != 0) throw py::error_already_set();
-}
-
 double* writable(const py::array& a, const char* name) {
   if (!a.dtype().is(py::dtype::of<double>()) || !(a.flags() & py::array::c_style) || !a.writeable())
     throw std::invalid_argument(std::string(name) + " must be a writable C-contiguous float64 array");

@@ -341,7 +341,6 @@ void sample_empirical_optimal(const ConstRowRef& X, const Vector& sqrt_abar, con
       else gens[static_cast<size_t>(i)].fill(x, m * d);
     });
     for (Index t = T; t >= 1; --t) {
-      if (run.tick && t != T) run.tick(count);
       const Index k = t - 1;
       const double s = sqrt_abar(k), v = one_minus_abar(k);
       const double sig = chain.sigma(k), pk = p(k), qk = q(k), isv = 1.0 / std::sqrt(v);
@@ -383,6 +382,7 @@ void sample_empirical_optimal(const ConstRowRef& X, const Vector& sqrt_abar, con
           }
         }
       });
+      if (run.tick) run.tick(count);  // Ctrl-C and progress: count block-steps done
     }
   }
 }

@@ -71,6 +71,7 @@ def empirical_optimal_predict(X: F64, x: F64, s: float, v: float, workers: int, 
 def sample_empirical_optimal(
     X: F64, sqrt_abar: F64, one_minus_abar: F64, p: F64, q: F64, sigma: F64,
     seeds: NDArray[np.uint64], workers: int, out: F64, noise: F64 | None = None,
+    progress: Callable[[int], object] | None = None,
 ) -> None: ...
 def exp_nonpositive(x: F64) -> tuple[F64, float]: ...
 # training (issue 6)

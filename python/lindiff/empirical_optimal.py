@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
+from ._progress import Progress
 from ._validation import RNGLike, as_data, as_int, resolve_workers
 from .sampling import _check_n, _noise_array, _seed_words, _sigma, _step_coefficients
 from .schedule import Schedule
@@ -138,6 +139,7 @@ class EmpiricalOptimalDenoiser:
         sampler: str = "ddpm",
         sigma: str = "beta",
         final_noise: bool = True,
+        progress: bool | None = None,
         _noise: Any = None,
     ) -> np.ndarray:
         """Draw n samples from the reverse chain with ε*, shape (n, d).
@@ -157,12 +159,15 @@ class EmpiricalOptimalDenoiser:
         final_noise : bool
             Add noise at the last step t = 1 (DDPM only). With ``False`` (or DDIM) and enough steps,
             samples land on training points up to the chain's discretisation.
+        progress : bool or None
+            A tqdm bar with ETA on stderr (None: only when stderr is a terminal). The samples do not
+            depend on it.
 
         Notes
         -----
         Memory: the output, n×d posterior means, and 8×N doubles of logits per 32 samples of a
-        batch (a batch is workers × 1024 samples); plus two padded copies of the training set. Trajectories are not offered. Ctrl-C is honoured between
-        steps.
+        batch (a batch is workers × 1024 samples); plus two padded copies of the training set.
+        Trajectories are not offered. Ctrl-C is honoured between steps.
         """
         n = _check_n(n)
         w = self._workers if workers is None else resolve_workers(workers)
@@ -172,7 +177,10 @@ class EmpiricalOptimalDenoiser:
         z = _noise_array(_noise, self.T, n, self.d)
         seeds = _seed_words(rng, n)
         out = np.empty((n, self.d))
-        _core.sample_empirical_optimal(self._X, sq, om, p, q, np.ascontiguousarray(sig), seeds, w, out, z)
+        with Progress(seeds.size // 4 * self.T, progress, f"lindiff sample (empirical optimal, n={n})",
+                      "block-step") as bar:
+            _core.sample_empirical_optimal(self._X, sq, om, p, q, np.ascontiguousarray(sig), seeds, w, out, z,
+                                           bar.callback)
         return out
 
     def __repr__(self) -> str:

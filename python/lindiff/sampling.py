@@ -39,11 +39,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Sequence
 
-import sys
 
 import numpy as np
 
 from . import _core
+from ._progress import Progress
 from ._validation import RNGLike, as_int, as_rng, resolve_workers
 from .schedule import Schedule
 
@@ -70,34 +70,6 @@ def _seed_words(rng: RNGLike, n: int) -> np.ndarray:
     if zero.any():  # xoshiro cannot leave the all-zero state (probability 2^-256 per block)
         words[zero, 0] = np.uint64(0x9E3779B97F4A7C15)
     return np.ascontiguousarray(words.reshape(-1))
-
-
-class _Progress:
-    """A tqdm bar fed by the compiled samplers' progress callback (units: block-steps or blocks)."""
-
-    def __init__(self, total: int, enabled: bool | None, desc: str, unit: str) -> None:
-        if enabled is not None and not isinstance(enabled, (bool, np.bool_)):
-            raise TypeError("progress must be True, False or None")
-        self.bar: Any = None
-        show = sys.stderr.isatty() if enabled is None else bool(enabled)
-        if show and total > 0:
-            try:
-                from tqdm.auto import tqdm
-            except ImportError:  # the bar is a nicety: never fail a sampling call over it
-                return
-            self.bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True,
-                            smoothing=0.1, delay=1.0 if enabled is None else 0.0)
-
-    @property
-    def callback(self) -> Any:
-        return None if self.bar is None else self.bar.update
-
-    def __enter__(self) -> "_Progress":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def _check_n(n: Any) -> int:
@@ -271,7 +243,7 @@ def _run_dense(W: np.ndarray, b: np.ndarray, schedule: Schedule, n: int, *, rng:
     z = _noise_array(noise, T, n, d)
     seeds = _seed_words(rng, n)
     out = np.empty((n, d))
-    with _Progress(seeds.size // 4 * T, progress, f"lindiff sample (dense, n={n})", "block-step") as bar:
+    with Progress(seeds.size // 4 * T, progress, f"lindiff sample (dense, n={n})", "block-step") as bar:
         _core.sample_dense_chain(W, b, p, q, sig, seeds, workers, out, z, traj, slot, bar.callback)
     return _finish(out, traj, steps)
 
@@ -319,7 +291,7 @@ def sample_model(
         dist = model.sampling_distribution(sigma=sigma, final_noise=final_noise, sampler=sampler)
         seeds = _seed_words(rng, n)
         out = np.empty((n, d))
-        with _Progress(seeds.size // 4, progress, f"lindiff sample (exact, n={n})", "block") as bar:
+        with Progress(seeds.size // 4, progress, f"lindiff sample (exact, n={n})", "block") as bar:
             _core.sample_gaussian(dist.mean, np.sqrt(dist.eigvals), np.ascontiguousarray(dist.eigvecs),
                                   seeds, workers_, out, bar.callback)
         return out
@@ -348,7 +320,7 @@ def sample_model(
     seeds = _seed_words(rng, n)
     out = np.empty((n, d))
     U = np.ascontiguousarray(model.eigvecs)
-    with _Progress(seeds.size // 4 * T, progress, f"lindiff sample (eigen, n={n})", "block-step") as bar:
+    with Progress(seeds.size // 4 * T, progress, f"lindiff sample (eigen, n={n})", "block-step") as bar:
         _core.sample_eigen_chain(U, a, c, sig, seeds, workers_, out, z, traj, slot, bar.callback)
     return _finish(out, traj, steps)
 

@@ -37,6 +37,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from .theory import overlay_columns
+from ._progress import Progress
 from ._validation import resolve_workers
 from .store import (
     EMPIRICAL_COLUMNS,
@@ -627,28 +628,6 @@ def _dask_batch(specs_json: str, ctx: Mapping[str, Any] | None) -> list[dict[str
 
 
 # ====================================================================== the driver
-class _Progress:
-    def __init__(self, total: int, enabled: bool | None) -> None:
-        self.bar = None
-        show = sys.stderr.isatty() if enabled is None else bool(enabled)
-        if show and total > 0:
-            try:
-                from tqdm.auto import tqdm
-            except ImportError:  # the bar is a nicety; never fail a sweep over it
-                tqdm = None
-            if tqdm is not None:
-                self.bar = tqdm(total=total, unit="cfg", desc="lindiff sweep", file=sys.stderr,
-                                dynamic_ncols=True, smoothing=0.1)
-
-    def update(self, n: int) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def _run_local(tasks: list[dict[str, Any]], ctx: Mapping[str, Any], workers: int | None,
                sink: Any) -> None:
     n = min(resolve_workers(workers), max(len(tasks), 1))
@@ -806,7 +785,7 @@ def sweep(
     tasks = plan.tasks(missing, empirical)
     wanted = set(keys)
     collected: list[dict[str, list[Any]]] = []
-    bar = _Progress(len(missing), progress)
+    bar = Progress(len(missing), progress, "lindiff sweep", "cfg")
 
     def sink(spec: Mapping[str, Any], cols: dict[str, list[Any]]) -> None:
         if store is not None:

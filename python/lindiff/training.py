@@ -64,13 +64,13 @@ only) and a few d×d matrices.
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 
 from . import _core
+from ._progress import Progress
 from ._validation import RNGLike, as_data, as_int, as_rng, as_vector, resolve_workers
 from .gaussian import Gaussian
 from .measures import kl_pair
@@ -360,28 +360,6 @@ class TrainingResult:
         return pd.DataFrame(self.history)
 
 
-class _Progress:
-    def __init__(self, total: int, enabled: bool | None) -> None:
-        self.bar = None
-        show = sys.stderr.isatty() if enabled is None else bool(enabled)
-        if show and total > 0:
-            try:
-                from tqdm.auto import tqdm
-            except ImportError:  # pragma: no cover - the bar is a nicety
-                tqdm = None
-            if tqdm is not None:
-                self.bar = tqdm(total=total, unit="step", desc="lindiff training", file=sys.stderr,
-                                dynamic_ncols=True)
-
-    def update(self, n: int) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def _checkpoints(checkpoints: Any, steps: int) -> np.ndarray:
     if checkpoints is None:
         return np.array(sorted({0, steps}), dtype=np.int64)
@@ -611,9 +589,9 @@ def train_denoisers(
 
     # Segments: between checkpoints, cut further for the progress bar (streams are keyed by the global
     # step, so the cuts never change the result).
-    bar = _Progress(n_steps * K, progress)
+    bar = Progress(n_steps * K, progress, "lindiff training", "step")
     bounds = set(ckpts.tolist()) | {0, n_steps}
-    if bar.bar is not None:
+    if bar.active:
         bounds |= set(np.linspace(0, n_steps, min(n_steps, 100) + 1).round().astype(int).tolist())
     bounds_l = sorted(bounds)
     ck = set(ckpts.tolist())

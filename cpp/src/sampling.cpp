@@ -314,25 +314,26 @@ LINDIFF_AI void diag_step_k(NormalStream& st, double* Y, Index rows, Index d, co
   L.save(st);
 }
 
-// Dense chain step on `rows` rows: x ← p x + q (e + b) + σ z (e = W_t x, precomputed).
+// Dense chain step on `rows` rows: x ← e + c + σ z, with e = A_t x (A_t = p I + q W_t, one GEMM
+// per step, precomputed) and c = q b_t.
 template <int W>
-LINDIFF_AI void dense_step_k(NormalStream& st, double* X, const double* E, Index rows, Index d, const double* b,
-                             double p, double q, double sig) {
+LINDIFF_AI void dense_step_k(NormalStream& st, double* X, const double* E, Index rows, Index d, const double* c,
+                             double sig) {
   using D = typename Simd<W>::D;
   Lanes<W> L(st);
-  const D pv = splat<D>(p), qv = splat<D>(q), sv = splat<D>(sig);
+  const D sv = splat<D>(sig);
   for (Index r = 0; r < rows; ++r) {
     double* x = X + r * d;
     const double* e = E + r * d;
     consume<W>(
         L, st, d,
         [&](Index j, const double* z, int cnt) LINDIFF_LAMBDA {
-          for (int i = 0; i < cnt; ++i) x[j + i] = p * x[j + i] + q * (e[j + i] + b[j + i]) + sig * z[i];
+          for (int i = 0; i < cnt; ++i) x[j + i] = (e[j + i] + c[j + i]) + sig * z[i];
         },
         [&](Index j, const D* zv) LINDIFF_LAMBDA {
           for (int v = 0; v < 2 * Lanes<W>::K; ++v) {
             const Index o = j + v * W;
-            storev(x + o, pv * loadv<D>(x + o) + qv * (loadv<D>(e + o) + loadv<D>(b + o)) + sv * zv[v]);
+            storev(x + o, (loadv<D>(e + o) + loadv<D>(c + o)) + sv * zv[v]);
           }
         });
   }
@@ -361,7 +362,7 @@ LINDIFF_AI void scaled_fill_k(NormalStream& st, double* out, Index rows, Index k
 struct Kernels {
   void (*fill)(NormalStream&, double*, Index);
   void (*diag_step)(NormalStream&, double*, Index, Index, const double*, const double*, double);
-  void (*dense_step)(NormalStream&, double*, const double*, Index, Index, const double*, double, double, double);
+  void (*dense_step)(NormalStream&, double*, const double*, Index, Index, const double*, double);
   void (*scaled_fill)(NormalStream&, double*, Index, Index, const double*);
 };
 
@@ -372,8 +373,8 @@ struct Kernels {
     diag_step_k<W>(st, Y, rows, d, a, c, sig);                                                               \
   }                                                                                                          \
   TARGET void dense_##NAME(NormalStream& st, double* X, const double* E, Index rows, Index d,                \
-                           const double* b, double p, double q, double sig) {                               \
-    dense_step_k<W>(st, X, E, rows, d, b, p, q, sig);                                                        \
+                           const double* c, double sig) {                                                   \
+    dense_step_k<W>(st, X, E, rows, d, c, sig);                                                              \
   }                                                                                                          \
   TARGET void scaled_##NAME(NormalStream& st, double* out, Index rows, Index k, const double* scale) {       \
     scaled_fill_k<W>(st, out, rows, k, scale);                                                               \
@@ -547,7 +548,8 @@ void sample_dense_chain(const double* W, Index T, Index d, const ConstRowRef& b,
   // the per-row loops and the RNG order are those of row-major storage.
   const Index n_blocks = n_blocks_for(n);
   const Index rows_max = std::min(n, kGemmBatch * kSampleBlock);
-  Matrix X(d, rows_max), E(d, rows_max);
+  Matrix X(d, rows_max), E(d, rows_max), At(d, d);
+  Vector cb(d);
   for (Index start = 0; start < n_blocks; start += kGemmBatch) {
     if (run.tick) run.tick(0);
     const Index count = std::min(kGemmBatch, n_blocks - start);
@@ -573,10 +575,14 @@ void sample_dense_chain(const double* W, Index T, Index d, const ConstRowRef& b,
     for (Index t = T; t >= 1; --t) {
       const Index k = t - 1;
       const double sig = chain.sigma(k), pk = p(k), qk = q(k);
-      // Column-major view of row-major W_t is W_tᵀ: E = (W_tᵀ)ᵀ X = W_t X, no copy of W_t.
-      const Eigen::Map<const Matrix> Wt(W + k * d * d, d, d);
-      blas::gemm(true, false, 1.0, Wt, X, 0.0, E, 1);
-      const double* bk = b.data() + k * b.outerStride();
+      // The column-major view of row-major W_t is W_tᵀ, so At holds (p I + q W_t)ᵀ and
+      // E = Atᵀ X = (p I + q W_t) X: the whole affine map but the bias in one GEMM, after which
+      // the update reads E and writes X once (x ← e + q b_t + σ z).
+      At = qk * Eigen::Map<const Matrix>(W + k * d * d, d, d);
+      At.diagonal().array() += pk;
+      blas::gemm(true, false, 1.0, At, X, 0.0, E, 1);
+      cb = qk * b.row(k).transpose();
+      const double* bk = cb.data();
       // Small steps run on this thread: starting threads would cost more than the work (the
       // output is the same either way, every block having its own stream).
       const int step_workers = rows_here * d < (Index{1} << 15) ? 1 : run.workers;
@@ -586,16 +592,16 @@ void sample_dense_chain(const double* W, Index T, Index d, const ConstRowRef& b,
         double* xb = X.data() + (row0 - row_base) * d;
         const double* eb = E.data() + (row0 - row_base) * d;
         if (sig != 0.0 && !chain.noise) {
-          K.dense_step(gens[static_cast<size_t>(i)], xb, eb, m, d, bk, pk, qk, sig);
+          K.dense_step(gens[static_cast<size_t>(i)], xb, eb, m, d, bk, sig);
         } else {
           for (Index r = 0; r < m; ++r) {
             double* x = xb + r * d;
             const double* e = eb + r * d;
             if (sig != 0.0) {
               const double* z = chain.noise + ((T - t + 1) * n + row0 + r) * d;
-              for (Index j = 0; j < d; ++j) x[j] = pk * x[j] + qk * (e[j] + bk[j]) + sig * z[j];
+              for (Index j = 0; j < d; ++j) x[j] = (e[j] + bk[j]) + sig * z[j];
             } else {
-              for (Index j = 0; j < d; ++j) x[j] = pk * x[j] + qk * (e[j] + bk[j]);
+              for (Index j = 0; j < d; ++j) x[j] = e[j] + bk[j];
             }
           }
         }

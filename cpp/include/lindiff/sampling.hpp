@@ -34,7 +34,7 @@ namespace lindiff {
 
 constexpr Index kSampleBlock = 256;
 constexpr Index kBlocksPerWorker = 4;
-constexpr Index kGemmBatch = 16;  // blocks per GEMM in the dense and exact samplers (fixed)
+constexpr Index kGemmBatch = 4;  // blocks per GEMM in the dense and exact samplers (fixed)
 
 using OutRef = Eigen::Ref<RowMatrix>;
 

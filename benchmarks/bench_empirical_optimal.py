@@ -31,7 +31,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import Contender, set_clock, cpu_model, fmt_ratio, fmt_time, interleaved, n_cpus, spread_str, table  # noqa: E402
+from common import Contender, add_threads_clock_options, apply_threads_clock, cpu_model, fmt_ratio, fmt_time, interleaved, n_cpus, spread_str, table  # noqa: E402
 
 import lindiff  # noqa: E402
 from lindiff.sampling import _sigma, _step_coefficients  # noqa: E402
@@ -81,21 +81,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=None,
-                    help="threadpoolctl limit on NumPy's BLAS pool; also sets --workers")
-    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
-                    help="cpu: process CPU time (robust on a busy host; meaningful with --threads 1)")
+    add_threads_clock_options(ap)
     args = ap.parse_args()
-    set_clock(args.clock)
-    limiter = None  # noqa: F841 (kept alive for the whole run)
-    if args.threads is not None:
-        args.workers = args.threads
-        try:
-            from threadpoolctl import threadpool_limits
-
-            limiter = threadpool_limits(limits=args.threads, user_api="blas")
-        except ImportError:
-            print("# threadpoolctl not installed: --threads only sets lindiff's workers")
+    limiter = apply_threads_clock(args)  # noqa: F841 (kept alive for the whole run)
     N, d, n, T = 1000, 64, 1000, (100 if args.quick else 1000)
     rng = np.random.default_rng(0)
     X = rng.standard_normal((N, d)) * np.linspace(2.0, 0.3, d)

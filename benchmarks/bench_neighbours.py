@@ -34,7 +34,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import Contender, set_clock, cpu_model, fmt_ratio, fmt_time, interleaved, n_cpus, spread_str, table  # noqa: E402
+from common import Contender, add_threads_clock_options, apply_threads_clock, cpu_model, fmt_ratio, fmt_time, interleaved, n_cpus, spread_str, table  # noqa: E402
 
 import lindiff  # noqa: E402
 
@@ -72,21 +72,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--kdtree-queries", type=int, default=40, help="queries timed for cKDTree")
     ap.add_argument("--all", action="store_true", help="also time the argpartition NumPy variant")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="threadpoolctl limit on NumPy's BLAS pool; also sets --workers")
-    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
-                    help="cpu: process CPU time (robust on a busy host; meaningful with --threads 1)")
+    add_threads_clock_options(ap)
     args = ap.parse_args()
-    set_clock(args.clock)
-    limiter = None  # noqa: F841 (kept alive for the whole run)
-    if args.threads is not None:
-        args.workers = args.threads
-        try:
-            from threadpoolctl import threadpool_limits
-
-            limiter = threadpool_limits(limits=args.threads, user_api="blas")
-        except ImportError:
-            print("# threadpoolctl not installed: --threads only sets lindiff's workers")
+    limiter = apply_threads_clock(args)  # noqa: F841 (kept alive for the whole run)
     n, M, d = (2000, 12000, 784) if args.quick else (10_000, 60_000, 784)
     rng = np.random.default_rng(0)
     # Data with image-like structure: a low-rank part plus noise, values around 0.3.

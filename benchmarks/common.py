@@ -42,6 +42,28 @@ def set_clock(name: str) -> None:
     _clock = _CLOCKS[name]
 
 
+def add_threads_clock_options(ap: Any) -> None:
+    """--threads (a threadpoolctl limit on NumPy's BLAS pool, also lindiff's workers) and --clock."""
+    ap.add_argument("--threads", type=int, default=None,
+                    help="threadpoolctl limit on NumPy's BLAS pool; also sets --workers")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="cpu: process CPU time (robust on a busy host; meaningful with --threads 1)")
+
+
+def apply_threads_clock(args: Any) -> Any:
+    """Apply --clock and --threads; returns the threadpoolctl limiter (keep it alive) or None."""
+    set_clock(args.clock)
+    if args.threads is None:
+        return None
+    args.workers = args.threads
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        print("# threadpoolctl not installed: --threads only sets lindiff's workers")
+        return None
+    return threadpool_limits(limits=args.threads, user_api="blas")
+
+
 def wait_for_idle(max_load: float, timeout: float) -> float:
     """Wait (up to ``timeout`` s) until the 1-minute load average drops below ``max_load``."""
     t0 = time.monotonic()

@@ -109,6 +109,18 @@ def _timesteps(schedule: Schedule, timesteps: Any) -> tuple[np.ndarray, Schedule
     return np.asarray(timesteps).astype(np.int64), sub
 
 
+def _common_inputs(X: Any, schedule: Schedule | None, timesteps: Any, learning_rate: Any,
+                   min_rows: int = 1) -> tuple[np.ndarray, Schedule, np.ndarray, Schedule, float]:
+    """Validated (X, schedule, timesteps, the respaced schedule, learning rate) for training, its
+    closed form and their comparison."""
+    Xa = as_data(X, "X", min_rows=min_rows)
+    sched = Schedule.paper() if schedule is None else schedule
+    if not isinstance(sched, Schedule):
+        raise TypeError("schedule must be a lindiff.Schedule")
+    ts, sub = _timesteps(sched, timesteps)
+    return Xa, sched, ts, sub, _positive(learning_rate, "learning_rate")
+
+
 def _one_minus(schedule: Schedule) -> np.ndarray:
     om = np.array(schedule.one_minus_alphas_bar, dtype=float)
     om[0] = schedule.betas[0]  # 1 − ᾱ₁ = β₁ exactly
@@ -451,14 +463,9 @@ def train_denoisers(
     -------
     TrainingResult
     """
-    Xa = as_data(X, "X", min_rows=1)
+    Xa, _, ts, sub, eta = _common_inputs(X, schedule, timesteps, learning_rate)
     N, d = Xa.shape
-    sched = Schedule.paper() if schedule is None else schedule
-    if not isinstance(sched, Schedule):
-        raise TypeError("schedule must be a lindiff.Schedule")
-    ts, sub = _timesteps(sched, timesteps)
     K = sub.T
-    eta = _positive(learning_rate, "learning_rate")
     if (steps is None) == (epochs is None):
         raise ValueError("give exactly one of steps or epochs")
     B = N if batch_size is None else as_int(batch_size, "batch_size", 1)
@@ -642,14 +649,9 @@ def gradient_flow_denoisers(
     With ``center=True`` this is theory.md §3 (``LinearDiffusion(train_time=τ)``, or ``steps=n``),
     with b_t = −√ᾱ_t W_t μ̂. Cost: one eigendecomposition of Σ̂ (centred) or of M_t per timestep.
     """
-    Xa = as_data(X, "X", min_rows=1)
+    Xa, _, ts, sub, eta = _common_inputs(X, schedule, timesteps, learning_rate)
     N, d = Xa.shape
-    sched = Schedule.paper() if schedule is None else schedule
-    if not isinstance(sched, Schedule):
-        raise TypeError("schedule must be a lindiff.Schedule")
-    ts, sub = _timesteps(sched, timesteps)
     K = sub.T
-    eta = _positive(learning_rate, "learning_rate")
     tau = float(train_time)
     if not math.isfinite(tau) or tau < 0:
         raise ValueError(f"train_time must be finite and >= 0, got {train_time!r}")
@@ -745,14 +747,9 @@ def compare_with_gradient_flow(
     draws = np.asarray([as_int(r, "noise_draws", 1) for r in np.atleast_1d(noise_draws)])
     if draws.size == 0:
         raise ValueError("noise_draws must not be empty")
-    Xa = as_data(X, "X", min_rows=2)
-    sched = Schedule.paper() if schedule is None else schedule
-    if not isinstance(sched, Schedule):
-        raise TypeError("schedule must be a lindiff.Schedule")
-    ts, sub = _timesteps(sched, timesteps)
+    Xa, sched, ts, sub, eta = _common_inputs(X, schedule, timesteps, learning_rate, min_rows=2)
     gam = _ridge(ridge, sub.T)
     n_steps = as_int(steps, "steps", 1)
-    eta = _positive(learning_rate, "learning_rate")
     ckpts = _checkpoints(checkpoints, n_steps)
     gens = as_rng(rng).spawn(draws.size)
 

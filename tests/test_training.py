@@ -365,6 +365,20 @@ def test_figure_training_vs_theory_renders(tmp_path):
     assert len(fig.axes) == 3
     fig.savefig(tmp_path / "f.png")
     assert (tmp_path / "f.png").stat().st_size > 1000
+    with pytest.raises(TypeError, match="not both"):
+        figure_training_vs_theory(cmp, steps=3)
+
+
+def test_figure_training_vs_theory_builtin_example():
+    """With no arguments the figure runs its documented example; more noise draws sit closer to the flow."""
+    pytest.importorskip("matplotlib")
+    from lindiff.figures import figure_training_vs_theory
+
+    fig = figure_training_vs_theory()
+    lines = [ln for ln in fig.axes[0].get_lines() if "noise draw" in str(ln.get_label())]
+    assert [ln.get_label() for ln in lines] == ["1 noise draw", "4 noise draws", "16 noise draws"]
+    means = [float(np.mean(ln.get_ydata())) for ln in lines]
+    assert means[0] > means[1] > means[2] > 0
 
 
 def test_update_over_several_noise_chunks():

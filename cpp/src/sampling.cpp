@@ -314,32 +314,6 @@ LINDIFF_AI void diag_step_k(NormalStream& st, double* Y, Index rows, Index d, co
   L.save(st);
 }
 
-// Dense chain step on `rows` rows: x ← e + c + σ z, with e = A_t x (A_t = p I + q W_t, one GEMM
-// per step, precomputed) and c = q b_t.
-template <int W>
-LINDIFF_AI void dense_step_k(NormalStream& st, double* X, const double* E, Index rows, Index d, const double* c,
-                             double sig) {
-  using D = typename Simd<W>::D;
-  Lanes<W> L(st);
-  const D sv = splat<D>(sig);
-  for (Index r = 0; r < rows; ++r) {
-    double* x = X + r * d;
-    const double* e = E + r * d;
-    consume<W>(
-        L, st, d,
-        [&](Index j, const double* z, int cnt) LINDIFF_LAMBDA {
-          for (int i = 0; i < cnt; ++i) x[j + i] = (e[j + i] + c[j + i]) + sig * z[i];
-        },
-        [&](Index j, const D* zv) LINDIFF_LAMBDA {
-          for (int v = 0; v < 2 * Lanes<W>::K; ++v) {
-            const Index o = j + v * W;
-            storev(x + o, (loadv<D>(e + o) + loadv<D>(c + o)) + sv * zv[v]);
-          }
-        });
-  }
-  L.save(st);
-}
-
 // `rows` rows of k scaled normals: out[r, j] = scale[j]·z.
 template <int W>
 LINDIFF_AI void scaled_fill_k(NormalStream& st, double* out, Index rows, Index k, const double* scale) {
@@ -362,7 +336,6 @@ LINDIFF_AI void scaled_fill_k(NormalStream& st, double* out, Index rows, Index k
 struct Kernels {
   void (*fill)(NormalStream&, double*, Index);
   void (*diag_step)(NormalStream&, double*, Index, Index, const double*, const double*, double);
-  void (*dense_step)(NormalStream&, double*, const double*, Index, Index, const double*, double);
   void (*scaled_fill)(NormalStream&, double*, Index, Index, const double*);
 };
 
@@ -372,14 +345,10 @@ struct Kernels {
                           double sig) {                                                                      \
     diag_step_k<W>(st, Y, rows, d, a, c, sig);                                                               \
   }                                                                                                          \
-  TARGET void dense_##NAME(NormalStream& st, double* X, const double* E, Index rows, Index d,                \
-                           const double* c, double sig) {                                                   \
-    dense_step_k<W>(st, X, E, rows, d, c, sig);                                                              \
-  }                                                                                                          \
   TARGET void scaled_##NAME(NormalStream& st, double* out, Index rows, Index k, const double* scale) {       \
     scaled_fill_k<W>(st, out, rows, k, scale);                                                               \
   }                                                                                                          \
-  constexpr Kernels kKernels_##NAME = {fill_##NAME, diag_##NAME, dense_##NAME, scaled_##NAME};
+  constexpr Kernels kKernels_##NAME = {fill_##NAME, diag_##NAME, scaled_##NAME};
 
 enum class Path { baseline = 0, avx2 = 1, avx512 = 2 };
 
@@ -550,6 +519,7 @@ void sample_dense_chain(const double* W, Index T, Index d, const ConstRowRef& b,
   const Index rows_max = std::min(n, kGemmBatch * kSampleBlock);
   Matrix X(d, rows_max), E(d, rows_max), At(d, d);
   Vector cb(d);
+  const Vector ones = Vector::Ones(d);
   for (Index start = 0; start < n_blocks; start += kGemmBatch) {
     if (run.tick) run.tick(0);
     const Index count = std::min(kGemmBatch, n_blocks - start);
@@ -576,8 +546,9 @@ void sample_dense_chain(const double* W, Index T, Index d, const ConstRowRef& b,
       const Index k = t - 1;
       const double sig = chain.sigma(k), pk = p(k), qk = q(k);
       // The column-major view of row-major W_t is W_tᵀ, so At holds (p I + q W_t)ᵀ and
-      // E = Atᵀ X = (p I + q W_t) X: the whole affine map but the bias in one GEMM, after which
-      // the update reads E and writes X once (x ← e + q b_t + σ z).
+      // E = Atᵀ X = (p I + q W_t) X: the whole affine map but the bias in one GEMM. The update
+      // e ← e + q b_t + σ z then runs in place on E with the eigen chain's fused step (a = 1, which
+      // multiplies exactly), and E becomes the state: X and E swap (no copy).
       At = qk * Eigen::Map<const Matrix>(W + k * d * d, d, d);
       At.diagonal().array() += pk;
       blas::gemm(true, false, 1.0, At, X, 0.0, E, 1);
@@ -589,24 +560,23 @@ void sample_dense_chain(const double* W, Index T, Index d, const ConstRowRef& b,
       parallel_for(count, step_workers, [&](Index i) {
         Index row0, m;
         block_rows(i, row0, m);
-        double* xb = X.data() + (row0 - row_base) * d;
-        const double* eb = E.data() + (row0 - row_base) * d;
+        double* eb = E.data() + (row0 - row_base) * d;
         if (sig != 0.0 && !chain.noise) {
-          K.dense_step(gens[static_cast<size_t>(i)], xb, eb, m, d, bk, sig);
+          K.diag_step(gens[static_cast<size_t>(i)], eb, m, d, ones.data(), bk, sig);
         } else {
           for (Index r = 0; r < m; ++r) {
-            double* x = xb + r * d;
-            const double* e = eb + r * d;
+            double* e = eb + r * d;
             if (sig != 0.0) {
               const double* z = chain.noise + ((T - t + 1) * n + row0 + r) * d;
-              for (Index j = 0; j < d; ++j) x[j] = (e[j] + bk[j]) + sig * z[j];
+              for (Index j = 0; j < d; ++j) e[j] = (e[j] + bk[j]) + sig * z[j];
             } else {
-              for (Index j = 0; j < d; ++j) x[j] = e[j] + bk[j];
+              for (Index j = 0; j < d; ++j) e[j] = e[j] + bk[j];
             }
           }
         }
-        if (records(chain, k)) std::copy_n(xb, m * d, traj_block(chain, k, n, d, row0, m).data());
+        if (records(chain, k)) std::copy_n(eb, m * d, traj_block(chain, k, n, d, row0, m).data());
       });
+      X.swap(E);
       if (run.tick) run.tick(count);
     }
     out.middleRows(row_base, rows_here) = X.transpose();

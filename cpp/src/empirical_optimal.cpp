@@ -91,45 +91,28 @@ inline v8d load8(const double* p) {
 }
 inline void store8(double* p, const v8d& v) { std::memcpy(p, &v, sizeof v); }
 
-LINDIFF_CLONES void tile_logits(const double* u, Index ldu, const double* Xt, Index Np, Index d,
-                                Index i0, double* L, Index ldl) {
+// One register tile of a product: out[r, c0 .. c0+16) = Σ_k A[r, k] B[k, c0 .. c0+16) for the kRows
+// rows of A (row stride lda) against B (K rows, row stride ldb). Used for both products of a step:
+// the logits (A = samples, B = the transposed training set, K = d) and the weighted means
+// (A = weights, B = the training set, K = N).
+LINDIFF_CLONES void tile_product(const double* A, Index lda, const double* B, Index ldb, Index K, Index c0,
+                                 double* out, Index ldo) {
   v8d a0[kRows], a1[kRows];
   for (Index r = 0; r < kRows; ++r) {
     a0[r] = v8d{};
     a1[r] = v8d{};
   }
-  for (Index j = 0; j < d; ++j) {
-    const v8d x0 = load8(Xt + j * Np + i0), x1 = load8(Xt + j * Np + i0 + 8);
+  for (Index k = 0; k < K; ++k) {
+    const v8d x0 = load8(B + k * ldb + c0), x1 = load8(B + k * ldb + c0 + 8);
     for (Index r = 0; r < kRows; ++r) {
-      const double a = u[r * ldu + j];
+      const double a = A[r * lda + k];
       a0[r] += a * x0;
       a1[r] += a * x1;
     }
   }
   for (Index r = 0; r < kRows; ++r) {
-    store8(L + r * ldl + i0, a0[r]);
-    store8(L + r * ldl + i0 + 8, a1[r]);
-  }
-}
-
-LINDIFF_CLONES void tile_mean(const double* W, Index ldw, const double* Xp, Index dp, Index N, Index j0,
-                              double* Mo, Index ldm) {
-  v8d a0[kRows], a1[kRows];
-  for (Index r = 0; r < kRows; ++r) {
-    a0[r] = v8d{};
-    a1[r] = v8d{};
-  }
-  for (Index i = 0; i < N; ++i) {
-    const v8d x0 = load8(Xp + i * dp + j0), x1 = load8(Xp + i * dp + j0 + 8);
-    for (Index r = 0; r < kRows; ++r) {
-      const double a = W[r * ldw + i];
-      a0[r] += a * x0;
-      a1[r] += a * x1;
-    }
-  }
-  for (Index r = 0; r < kRows; ++r) {
-    store8(Mo + r * ldm + j0, a0[r]);
-    store8(Mo + r * ldm + j0 + 8, a1[r]);
+    store8(out + r * ldo + c0, a0[r]);
+    store8(out + r * ldo + c0 + 8, a1[r]);
   }
 }
 
@@ -180,7 +163,7 @@ class Posterior {
     for (Index r = 0; r < kRows; ++r)
       for (Index j = 0; j < d_; ++j) u[r * d_ + j] = r < m ? u_in[r * ldu + j] : 0.0;
     double* L = sc.L.data();
-    for (Index i0 = 0; i0 < Np_; i0 += kTile) tile_logits(u, d_, Xt_.data(), Np_, d_, i0, L, Np_);
+    for (Index i0 = 0; i0 < Np_; i0 += kTile) tile_product(u, d_, Xt_.data(), Np_, d_, i0, L, Np_);
     const double a = s / v, c = s * s / v;
     double invZ[kRows];
     bool peaked[kRows];
@@ -228,7 +211,7 @@ class Posterior {
     if (!all_peaked) {
       for (Index r = 0; r < kRows; ++r)
         if (r >= m || peaked[r]) std::fill_n(L + r * Np_, N_, 0.0);
-      for (Index j0 = 0; j0 < dp_; j0 += kTile) tile_mean(L, Np_, Xp_.data(), dp_, N_, j0, mo, dp_);
+      for (Index j0 = 0; j0 < dp_; j0 += kTile) tile_product(L, Np_, Xp_.data(), dp_, N_, j0, mo, dp_);
     }
     for (Index r = 0; r < m; ++r) {
       double* out_r = mean + r * ldo;

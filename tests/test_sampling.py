@@ -174,6 +174,90 @@ def test_dense_and_exact_with_each_blas_provider(model: LinearDiffusion, blas_pr
                                       model.sample(n, rng=6, method=method, workers=3))
 
 
+@pytest.fixture(scope="module")
+def wide_model() -> LinearDiffusion:
+    """d large enough that the dense chain spreads its blocks over several threads."""
+    r = np.random.default_rng(17)
+    d, N = 48, 200
+    X = r.standard_normal((N, d)) * np.linspace(2.0, 0.2, d) + 0.5
+    return LinearDiffusion(EmpiricalStats(X), Schedule.paper(T=12), ridge=0.1)
+
+
+def test_dense_threaded_blocks_match_reference_and_any_workers(wide_model: LinearDiffusion,
+                                                               blas_provider: str) -> None:
+    """Several blocks per step on several threads, each with its own single-threaded product: the
+    NumPy reference chain to 1e-12 with injected noise, and bit-identical draws for workers 1, 2, 7."""
+    m = wide_model
+    n = 5 * lsampling.BLOCK_SIZE + 11
+    noise = np.random.default_rng(3).standard_normal((m.T + 1, n, m.d))
+    W, b = dense_stack(m)
+    xr, _ = numpy_chain(W, b, m.schedule, noise, "ddpm", sigma2_of(m.schedule, "beta", True))
+    for w in (1, 2):
+        xd = sample_affine_chain(W, b, m.schedule, n, _noise=noise, workers=w)
+        assert np.abs(xd - xr).max() <= 1e-12 * max(1.0, float(np.abs(xr).max()))
+    for method in ("dense", "exact"):
+        ref = m.sample(n, rng=21, method=method, workers=1)
+        for w in (2, 7):
+            np.testing.assert_array_equal(m.sample(n, rng=21, method=method, workers=w), ref)
+
+
+def test_blas_thread_limit_is_restored(wide_model: LinearDiffusion, openblas_provider: str) -> None:
+    """The dense and exact samplers run NumPy's OpenBLAS on one thread while they work (each worker
+    issues its own products) and give NumPy its setting back afterwards, also when interrupted, when
+    nested calls run from two Python threads, and under a threadpoolctl limit."""
+    import threading
+
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def blas_threads() -> int:
+        infos = [i for i in threadpoolctl.threadpool_info() if i["internal_api"] == "openblas"]
+        if not infos:
+            pytest.skip("threadpoolctl does not see NumPy's OpenBLAS")
+        return int(infos[0]["num_threads"])
+
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        assert blas_threads() == 2
+        seen: list[int] = []
+
+        def progress(units: int) -> None:
+            seen.append(blas_threads())
+
+        n, d, T = 3 * lsampling.BLOCK_SIZE, 8, 5
+        seeds = np.arange(1, 4 * 3 + 1, dtype=np.uint64)
+        out = np.empty((n, d))
+        _core.sample_dense_chain(np.zeros((T, d, d)), np.zeros((T, d)), np.ones(T), np.ones(T), np.ones(T),
+                                 seeds, 2, out, progress=progress)
+        assert seen and set(seen) == {1}
+        assert blas_threads() == 2
+
+        def stop(units: int) -> None:
+            raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            _core.sample_gaussian(np.zeros(d), np.ones(d), np.eye(d), seeds, 2, out, progress=stop)
+        assert blas_threads() == 2
+
+        errors: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                for method in ("dense", "exact", "dense"):
+                    wide_model.sample(2 * lsampling.BLOCK_SIZE, rng=1, method=method, workers=2)
+            except BaseException as e:  # pragma: no cover - reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=work) for _ in range(2)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert not errors
+        assert blas_threads() == 2
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):
+        wide_model.sample(10, rng=1, method="dense")
+        assert blas_threads() == 1
+
+
 def test_eigen_and_dense_differ_without_shared_noise(model: LinearDiffusion) -> None:
     # The agreement above is not trivial: with independent noise the paths differ.
     assert not np.allclose(model.sample(10, rng=1, method="eigen"), model.sample(10, rng=2, method="dense"))
@@ -402,7 +486,7 @@ def test_progress_callback_counts_all_work() -> None:
     got.clear()
     _core.sample_dense_chain(np.zeros((T, d, d)), np.zeros((T, d)), np.ones(T), np.ones(T), np.ones(T), seeds, 2,
                              out, progress=got.append)
-    assert sum(got) == n_blocks * T and len(got) == T  # one batch of blocks, one report per step
+    assert sum(got) == n_blocks * T and len(got) == T  # one group of blocks, one report per step
     got.clear()
     _core.sample_gaussian(np.zeros(d), np.ones(d), np.eye(d), seeds, 2, out, progress=got.append)
     assert sum(got) == n_blocks

@@ -24,6 +24,8 @@ using syevd_t = blasint (*)(int, char, char, blasint, double*, blasint, double*)
 using geqrf_t = blasint (*)(int, blasint, blasint, double*, blasint, double*);
 using orgqr_t = blasint (*)(int, blasint, blasint, blasint, double*, blasint, const double*);
 using get_config_t = const char* (*)();
+using set_threads_t = void (*)(int);
+using get_threads_t = int (*)();
 
 struct Provider {
   void* handle = nullptr;
@@ -32,6 +34,8 @@ struct Provider {
   syevd_t syevd = nullptr;
   geqrf_t geqrf = nullptr;
   orgqr_t orgqr = nullptr;
+  set_threads_t set_threads = nullptr;  // optional: openblas_set_num_threads / _get_
+  get_threads_t get_threads = nullptr;
   Info info;
 };
 
@@ -77,6 +81,11 @@ bool load(const std::string& path) {
     if (!(cand.syrk && cand.gemm && cand.syevd && cand.geqrf && cand.orgqr)) continue;
     auto cfg = reinterpret_cast<get_config_t>(sym(h, p + "openblas_get_config" + s.other_suffix));
     if (!cfg) cfg = reinterpret_cast<get_config_t>(sym(h, p + "openblas_get_config"));
+    cand.set_threads =
+        reinterpret_cast<set_threads_t>(sym(h, p + "openblas_set_num_threads" + s.other_suffix));
+    cand.get_threads =
+        reinterpret_cast<get_threads_t>(sym(h, p + "openblas_get_num_threads" + s.other_suffix));
+    if (!(cand.set_threads && cand.get_threads)) cand.set_threads = nullptr, cand.get_threads = nullptr;
     cand.info.loaded = true;
     cand.info.path = path;
     cand.info.symbols = s.name;
@@ -148,6 +157,48 @@ void syrk_aat(const double* A, Index k, Index d, Index lda, Matrix& G, int threa
   });
 }
 
+namespace {
+std::mutex g_scope_mutex;
+int g_scope_depth = 0;
+int g_scope_saved = 0;
+}  // namespace
+
+SingleThreadedScope::SingleThreadedScope() {
+  std::lock_guard<std::mutex> lock(g_scope_mutex);
+  if (g_scope_depth++ == 0 && g_provider.set_threads) {
+    g_scope_saved = g_provider.get_threads();
+    if (g_scope_saved != 1) g_provider.set_threads(1);
+  }
+}
+
+SingleThreadedScope::~SingleThreadedScope() {
+  std::lock_guard<std::mutex> lock(g_scope_mutex);
+  if (--g_scope_depth == 0 && g_provider.set_threads && g_scope_saved > 1)
+    g_provider.set_threads(g_scope_saved);
+}
+
+int threads() { return g_provider.get_threads ? g_provider.get_threads() : 1; }
+
+void gemm(bool transA, bool transB, Index m, Index n, Index k, double alpha, const double* A,
+          Index lda, const double* B, Index ldb, double beta, double* C, Index ldc) {
+  if (m == 0 || n == 0) return;
+  if (available() && k > 0) {
+    g_provider.gemm(kColMajor, transA ? kTrans : kNoTrans, transB ? kTrans : kNoTrans, m, n, k,
+                    alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  using CMap = Eigen::Map<const Matrix, 0, Eigen::OuterStride<>>;
+  Eigen::Map<Matrix, 0, Eigen::OuterStride<>> c(C, m, n, Eigen::OuterStride<>(ldc));
+  const CMap a(A, transA ? k : m, transA ? m : k, Eigen::OuterStride<>(lda));
+  const CMap b(B, transB ? n : k, transB ? k : n, Eigen::OuterStride<>(ldb));
+  if (beta == 0.0) c.setZero(); else c *= beta;
+  if (k == 0) return;
+  if (transA && transB) c.noalias() += alpha * a.transpose() * b.transpose();
+  else if (transA) c.noalias() += alpha * a.transpose() * b;
+  else if (transB) c.noalias() += alpha * a * b.transpose();
+  else c.noalias() += alpha * a * b;
+}
+
 void gemm(bool transA, bool transB, double alpha, const Matrix& A, const Matrix& B, double beta,
           Matrix& C, int threads) {
   const Index m = transA ? A.cols() : A.rows();
@@ -156,18 +207,8 @@ void gemm(bool transA, bool transB, double alpha, const Matrix& A, const Matrix&
   if ((transB ? B.cols() : B.rows()) != kk) throw std::invalid_argument("gemm: inner dimensions differ");
   if (beta == 0.0) C.resize(m, n);
   if (C.rows() != m || C.cols() != n) throw std::invalid_argument("gemm: output has the wrong shape");
-  if (m == 0 || n == 0) return;
-  if (available() && kk > 0) {
-    g_provider.gemm(kColMajor, transA ? kTrans : kNoTrans, transB ? kTrans : kNoTrans, m, n, kk,
-                    alpha, A.data(), A.rows(), B.data(), B.rows(), beta, C.data(), C.rows());
-    return;
-  }
-  if (beta == 0.0) C.setZero(); else C *= beta;
-  if (kk == 0) return;
-  if (transA && transB) C.noalias() += alpha * A.transpose() * B.transpose();
-  else if (transA) C.noalias() += alpha * A.transpose() * B;
-  else if (transB) C.noalias() += alpha * A * B.transpose();
-  else C.noalias() += alpha * A * B;
+  gemm(transA, transB, m, n, kk, alpha, A.data(), std::max<Index>(A.rows(), 1), B.data(),
+       std::max<Index>(B.rows(), 1), beta, C.data(), std::max<Index>(C.rows(), 1));
 }
 
 void syevd(Matrix& S, Vector& w, int threads) {

@@ -508,78 +508,91 @@ void sample_dense_chain(const double* W, Index T, Index d, const ConstRowRef& b,
   check_chain(chain, T);
   check_run(run, n);
   const Kernels& K = kernels();
-  // Step-synchronous over a batch of kGemmBatch blocks (a constant, independent of `workers`). Per
-  // step: one GEMM E = X W_tᵀ over the whole batch, issued from the calling thread through
-  // blas::gemm (NumPy's OpenBLAS and its thread pool when loaded, Eigen otherwise); then the fused
-  // noise + update of every block in parallel. The GEMM has the same shape and inputs whatever
-  // `workers` is, so results do not depend on it.
-  // Column-major d×rows buffers hold the rows contiguously (the memory of a row-major rows×d), so
-  // the per-row loops and the RNG order are those of row-major storage.
+  // Blocks of kSampleBlock rows, as in the eigen chain; each block's state is a column-major d×m
+  // buffer (the memory of its row-major m×d rows, so the per-row loops and the RNG order are those
+  // of row-major storage). Groups of workers × kBlocksPerWorker blocks run the T steps in lock
+  // step. Per step and block, on whichever worker holds the block: one product E = (p I + q W_t) X
+  // through blas::gemm on the calling thread alone (blas::SingleThreadedScope), then the fused noise
+  // + update in place on E with the eigen chain's step (a = 1, which multiplies exactly), and E
+  // becomes the state. Every block's product has its own fixed shape and every block its own
+  // stream, so the output does not depend on `workers`. `tick` runs after every step.
   const Index n_blocks = n_blocks_for(n);
-  const Index rows_max = std::min(n, kGemmBatch * kSampleBlock);
-  Matrix X(d, rows_max), E(d, rows_max), At(d, d);
-  Vector cb(d);
+  const Index group = static_cast<Index>(run.workers) * kBlocksPerWorker;
   const Vector ones = Vector::Ones(d);
-  for (Index start = 0; start < n_blocks; start += kGemmBatch) {
+  Matrix At(d, d);
+  Vector cb(d);
+  std::vector<Matrix> X, E;
+  blas::SingleThreadedScope one_thread_blas;
+  for (Index start = 0; start < n_blocks; start += group) {
     if (run.tick) run.tick(0);
-    const Index count = std::min(kGemmBatch, n_blocks - start);
-    const Index row_base = start * kSampleBlock;
-    const Index rows_here = std::min(n, (start + count) * kSampleBlock) - row_base;
-    X.resize(d, rows_here);
-    E.resize(d, rows_here);
-    std::vector<NormalStream> gens;
-    gens.reserve(static_cast<size_t>(count));
-    for (Index i = 0; i < count; ++i) gens.emplace_back(run.seeds + 4 * (start + i));
-    auto block_rows = [&](Index i, Index& row0, Index& m) {
+    const Index count = std::min(group, n_blocks - start);
+    // Tiny steps run on this thread: starting threads would cost more than the work (the output is
+    // the same either way).
+    const bool tiny = count * kSampleBlock * d * (d + 8) < (Index{1} << 20);
+    const int lanes = tiny ? 1 : static_cast<int>(std::min<Index>(run.workers, count));
+    auto rows_of = [&](Index i, Index& row0, Index& m) {
       row0 = (start + i) * kSampleBlock;
       m = std::min(kSampleBlock, n - row0);
     };
-    parallel_for(count, run.workers, [&](Index i) {
+    // Lane l always holds blocks l, l + lanes, ...: a block's buffers stay in one core's caches.
+    auto for_lanes = [&](auto&& body) {
+      parallel_for(lanes, lanes, [&](Index lane) {
+        for (Index i = lane; i < count; i += lanes) body(i);
+      });
+    };
+    X.resize(static_cast<size_t>(count));
+    E.resize(static_cast<size_t>(count));
+    std::vector<NormalStream> gens;
+    gens.reserve(static_cast<size_t>(count));
+    for (Index i = 0; i < count; ++i) gens.emplace_back(run.seeds + 4 * (start + i));
+    for_lanes([&](Index i) {
       Index row0, m;
-      block_rows(i, row0, m);
-      double* x = X.data() + (row0 - row_base) * d;
-      if (chain.noise) std::copy_n(chain.noise + row0 * d, m * d, x);
-      else gens[static_cast<size_t>(i)].fill(x, m * d);
-      if (records(chain, T)) std::copy_n(x, m * d, traj_block(chain, T, n, d, row0, m).data());
+      rows_of(i, row0, m);
+      Matrix& x = X[static_cast<size_t>(i)];
+      x.resize(d, m);
+      E[static_cast<size_t>(i)].resize(d, m);
+      if (chain.noise) std::copy_n(chain.noise + row0 * d, m * d, x.data());
+      else gens[static_cast<size_t>(i)].fill(x.data(), m * d);
+      if (records(chain, T)) std::copy_n(x.data(), m * d, traj_block(chain, T, n, d, row0, m).data());
     });
     for (Index t = T; t >= 1; --t) {
       const Index k = t - 1;
       const double sig = chain.sigma(k), pk = p(k), qk = q(k);
       // The column-major view of row-major W_t is W_tᵀ, so At holds (p I + q W_t)ᵀ and
-      // E = Atᵀ X = (p I + q W_t) X: the whole affine map but the bias in one GEMM. The update
-      // e ← e + q b_t + σ z then runs in place on E with the eigen chain's fused step (a = 1, which
-      // multiplies exactly), and E becomes the state: X and E swap (no copy).
+      // E = Atᵀ X = (p I + q W_t) X: the whole affine map but the bias in one product.
       At = qk * Eigen::Map<const Matrix>(W + k * d * d, d, d);
       At.diagonal().array() += pk;
-      blas::gemm(true, false, 1.0, At, X, 0.0, E, 1);
       cb = qk * b.row(k).transpose();
       const double* bk = cb.data();
-      // Small steps run on this thread: starting threads would cost more than the work (the
-      // output is the same either way, every block having its own stream).
-      const int step_workers = rows_here * d < (Index{1} << 15) ? 1 : run.workers;
-      parallel_for(count, step_workers, [&](Index i) {
+      for_lanes([&](Index i) {
         Index row0, m;
-        block_rows(i, row0, m);
-        double* eb = E.data() + (row0 - row_base) * d;
+        rows_of(i, row0, m);
+        Matrix& x = X[static_cast<size_t>(i)];
+        Matrix& e = E[static_cast<size_t>(i)];
+        blas::gemm(true, false, d, m, d, 1.0, At.data(), d, x.data(), d, 0.0, e.data(), d);
         if (sig != 0.0 && !chain.noise) {
-          K.diag_step(gens[static_cast<size_t>(i)], eb, m, d, ones.data(), bk, sig);
+          K.diag_step(gens[static_cast<size_t>(i)], e.data(), m, d, ones.data(), bk, sig);
         } else {
           for (Index r = 0; r < m; ++r) {
-            double* e = eb + r * d;
+            double* er = e.data() + r * d;
             if (sig != 0.0) {
               const double* z = chain.noise + ((T - t + 1) * n + row0 + r) * d;
-              for (Index j = 0; j < d; ++j) e[j] = (e[j] + bk[j]) + sig * z[j];
+              for (Index j = 0; j < d; ++j) er[j] = (er[j] + bk[j]) + sig * z[j];
             } else {
-              for (Index j = 0; j < d; ++j) e[j] = e[j] + bk[j];
+              for (Index j = 0; j < d; ++j) er[j] = er[j] + bk[j];
             }
           }
         }
-        if (records(chain, k)) std::copy_n(eb, m * d, traj_block(chain, k, n, d, row0, m).data());
+        if (records(chain, k)) std::copy_n(e.data(), m * d, traj_block(chain, k, n, d, row0, m).data());
+        x.swap(e);
       });
-      X.swap(E);
       if (run.tick) run.tick(count);
     }
-    out.middleRows(row_base, rows_here) = X.transpose();
+    for_lanes([&](Index i) {
+      Index row0, m;
+      rows_of(i, row0, m);
+      out.middleRows(row0, m) = X[static_cast<size_t>(i)].transpose();
+    });
   }
 }
 
@@ -592,30 +605,20 @@ void sample_gaussian(const Vector& mean, const Vector& scale, const ConstRowRef&
         "sample_gaussian: mean, scale and V must be finite, scale >= 0");
   check_run(run, n);
   const Kernels& K = kernels();
-  // Per batch of kGemmBatch blocks (independent of `workers`): the scaled draws of every block in
-  // parallel (fused: z∘scale written once), then one GEMM from the calling thread (blas::gemm:
-  // NumPy's OpenBLAS pool when loaded). Zt (k×rows, column-major) has the memory layout of the
-  // row-major rows×k draws; out = (V Zt)ᵀ.
+  // Per block (run_blocks, as the eigen chain): the scaled draws z∘scale written once into Zt
+  // (k×m column-major, the memory of the row-major m×k draws), then one product C = V Zt through
+  // blas::gemm on the worker's own thread (blas::SingleThreadedScope), and out = Cᵀ + mean. The
+  // product has the block's own fixed shape, so the output does not depend on `workers`.
   const Matrix Vc = V;
-  const Index n_blocks = n_blocks_for(n);
-  Matrix Zt, C;
-  for (Index start = 0; start < n_blocks; start += kGemmBatch) {
-    if (run.tick) run.tick(0);
-    const Index count = std::min(kGemmBatch, n_blocks - start);
-    const Index row_base = start * kSampleBlock;
-    const Index rows_here = std::min(n, (start + count) * kSampleBlock) - row_base;
-    Zt.resize(k, rows_here);
-    parallel_for(count, run.workers, [&](Index i) {
-      const Index row0 = (start + i) * kSampleBlock, m = std::min(kSampleBlock, n - row0);
-      NormalStream g(run.seeds + 4 * (start + i));
-      K.scaled_fill(g, Zt.data() + (row0 - row_base) * k, m, k, scale.data());
-    });
-    blas::gemm(false, false, 1.0, Vc, Zt, 0.0, C, 1);
-    auto o = out.middleRows(row_base, rows_here);
+  blas::SingleThreadedScope one_thread_blas;
+  run_blocks(n, run, 1, [&](Index row0, Index m, NormalStream& g) {
+    Matrix Zt(k, m), C(d, m);
+    K.scaled_fill(g, Zt.data(), m, k, scale.data());
+    blas::gemm(false, false, d, m, k, 1.0, Vc.data(), d, Zt.data(), k, 0.0, C.data(), d);
+    auto o = out.middleRows(row0, m);
     o = C.transpose();
     o.rowwise() += mean.transpose();
-    if (run.tick) run.tick(count);
-  }
+  });
 }
 
 }  // namespace lindiff

@@ -41,6 +41,28 @@ void syrk_aat(const double* A, Index k, Index d, Index lda, Matrix& G, int threa
 // C = alpha * op(A) op(B) + beta * C for column-major Eigen matrices.
 void gemm(bool transA, bool transB, double alpha, const Matrix& A, const Matrix& B, double beta,
           Matrix& C, int threads);
+// The same on raw column-major arrays: C is m×n with leading dimension ldc, op(A) m×k, op(B) k×n.
+void gemm(bool transA, bool transB, Index m, Index n, Index k, double alpha, const double* A,
+          Index lda, const double* B, Index ldb, double beta, double* C, Index ldc);
+
+// While an instance lives, the external BLAS runs its calls on the calling thread alone, so that
+// several of our workers can each issue their own products at once. (OpenBLAS's pthreads pool takes
+// one multithreaded call at a time, and after each call its idle threads spin for a while on the
+// cores our workers need; it has no per-thread setting, openblas_set_num_threads_local being
+// process-wide in pthreads builds.) The limit is process-wide, as with threadpoolctl's
+// threadpool_limits: NumPy calls made from other Python threads meanwhile also run on one thread.
+// Instances nest and may live on several threads at once: the first sets the limit, the last
+// restores the setting found by the first. Changes speed only: a single-threaded OpenBLAS product
+// of a given shape is deterministic. No effect with the Eigen provider (single-threaded here).
+class SingleThreadedScope {
+ public:
+  SingleThreadedScope();
+  ~SingleThreadedScope();
+  SingleThreadedScope(const SingleThreadedScope&) = delete;
+  SingleThreadedScope& operator=(const SingleThreadedScope&) = delete;
+};
+// The external BLAS's current thread count (1 with the Eigen provider).
+int threads();
 // Symmetric eigendecomposition of the lower triangle of S (overwritten by eigenvectors, in columns),
 // eigenvalues ascending in w.
 void syevd(Matrix& S, Vector& w, int threads);

@@ -9,14 +9,15 @@
 // step t = T..1; a step with σ_t = 0 draws nothing. Noise is generated and used in one fused pass
 // (16 normals in registers, then the affine update of those 16 coordinates), never stored.
 //
-// The eigen chain runs blocks in batches of workers × kBlocksPerWorker; between batches the calling
-// thread runs `tick` (the bindings poll for Ctrl-C there and advance the progress bar). Memory: the
-// output plus O(workers × kSampleBlock × d) scratch. The dense and exact samplers work on fixed
-// batches of kGemmBatch blocks (scratch O(kGemmBatch × kSampleBlock × d)) and issue one matrix
-// product per batch and step from the calling thread through blas::gemm, so that NumPy's OpenBLAS
-// pool is never entered from two of our threads at once (openblas_set_num_threads_local is
-// process-global in pthreads builds, so per-worker single-threaded GEMMs would change NumPy's own
-// setting); noise and updates run in parallel over the blocks, and `tick` runs after every step.
+// The eigen chain and the exact sampler run blocks in batches of workers × kBlocksPerWorker;
+// between batches the calling thread runs `tick` (the bindings poll for Ctrl-C there and advance the
+// progress bar). The dense chain runs such a group of blocks through the T steps in lock step and
+// ticks after every step. Memory: the output plus O(workers × kSampleBlock × d) scratch (dense: plus
+// one d×d matrix). The dense and exact samplers' matrix products go through blas::gemm, one per
+// block (and step), each on the worker that holds the block, with the BLAS limited to the calling
+// thread meanwhile (blas::SingleThreadedScope): two workers then run two single-threaded products
+// side by side instead of taking turns in OpenBLAS's pool, whose idle threads would also spin on
+// the cores the noise and updates need.
 //
 // SIMD: the generator and the fused loops are compiled three times (AVX-512, AVX2, x86-64-v2
 // baseline) and picked at run time; every path gives bit-identical numbers (set_sampling_simd
@@ -34,7 +35,6 @@ namespace lindiff {
 
 constexpr Index kSampleBlock = 256;
 constexpr Index kBlocksPerWorker = 4;
-constexpr Index kGemmBatch = 4;  // blocks per GEMM in the dense and exact samplers (fixed)
 
 using OutRef = Eigen::Ref<RowMatrix>;
 

@@ -97,6 +97,56 @@ def test_sampler_matches_numpy_with_injected_noise(rng: np.random.Generator, sam
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-9)
 
 
+@pytest.mark.parametrize("N,d,sampler", [(200, 16, "ddpm"), (120, 40, "ddpm"), (200, 16, "ddim"),
+                                         (200, 8, "clusters")])
+def test_sampler_with_anchored_candidates_matches_numpy(rng: np.random.Generator, N: int, d: int,
+                                                        sampler: str) -> None:
+    """N above the candidate count (32), and enough steps for the softmax to become peaked: most rows
+    then take the anchored shortcut (candidates only, other points bounded away), which must still
+    give the direct formula's chain."""
+    sched = Schedule.paper(T=200)
+    if sampler == "clusters":
+        # Clusters of 40 points (more than the 32 candidates) with small spreads: while the softmax
+        # narrows, points outside a row's candidates still matter, and the bound has to see it.
+        centres = 3.0 * rng.standard_normal((N // 40, d))
+        X = np.repeat(centres, 40, axis=0) + rng.standard_normal((N, d)) * np.geomspace(0.01, 0.3, N)[:, None]
+        sampler = "ddpm"
+    else:
+        X = rng.standard_normal((N, d)) * np.linspace(1.5, 0.5, d)
+    n = 300
+    noise = rng.standard_normal((sched.T + 1, n, d))
+    den = EmpiricalOptimalDenoiser(X, sched)
+    got = den.sample(n, sampler=sampler, _noise=noise, workers=2)
+    ref = numpy_chain(X, sched, noise, sampler, "beta", sampler == "ddpm")
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-9)
+
+
+def test_anchored_rows_see_a_jump(rng: np.random.Generator) -> None:
+    """At a late step, where rows are anchored to their nearest points, inject jumps straight towards
+    a training point outside the candidates (the 40th nearest), of several lengths: the bound must
+    notice and the rows be evaluated in full again. Checked against the direct formula's chain."""
+    sched = Schedule.paper(T=100)
+    N, d, n = 150, 4, 320
+    X = 2.0 * rng.standard_normal((N, d))
+    noise = rng.standard_normal((sched.T + 1, n, d))
+    t_jump = 6
+    p, q = _step_coefficients(sched, "ddpm")
+    sig = _sigma(sched, "ddpm", "beta", True)
+    u = noise[0].copy()
+    for t in range(sched.T, t_jump, -1):  # the reference chain up to the jump
+        s, v = sched_sv(sched, t)
+        eps, _ = reference_eps(X, u, s, v)
+        u = p[t - 1] * u + q[t - 1] * eps + sig[t - 1] * noise[sched.T - t + 1]
+    s, _ = sched_sv(sched, t_jump)
+    far = np.argsort(((u[:, None, :] - s * X[None]) ** 2).sum(-1), axis=1)[:, 39]
+    frac = np.repeat([0.0, 0.3, 0.6, 0.8, 0.9, 0.95, 1.0, 1.1], n // 8)[:, None]
+    noise[sched.T - t_jump + 1] += frac * (s * X[far] - u) / sig[t_jump - 1]
+    den = EmpiricalOptimalDenoiser(X, sched)
+    got = den.sample(n, _noise=noise, workers=2)
+    ref = numpy_chain(X, sched, noise, "ddpm", "beta", True)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-9)
+
+
 def test_reproduces_training_points(rng: np.random.Generator) -> None:
     X = rng.standard_normal((10, 5))
     den = EmpiricalOptimalDenoiser(X)  # paper schedule, T = 1000

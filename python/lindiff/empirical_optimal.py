@@ -26,7 +26,13 @@ of n×N×d and n·N exponentials, fused per block of 8 samples in lindiff's work
 (register-tiled kernels and a vectorised exp, runtime-dispatched to x86-64-v4 / v3 / baseline
 code; no BLAS, whose own thread pool would oversubscribe the cores). Where the softmax is peaked,
 the second product and the exponentials are skipped: the mean is the sum over the few significant
-points.
+points. The sampler also skips the first product there: a row whose softmax was peaked keeps that
+state u_a and its ≤ 32 nearest points (candidates); at a later step the triangle inequality,
+‖u − s x_i‖ ≥ ‖u_a − s_a x_i‖ − ‖u − u_a‖ − |s − s_a|·max‖x_i‖, bounds every other point's distance,
+and while that bound keeps their weights below e⁻⁴⁰ of the largest, the mean comes from the
+candidates alone (exact differences, 32·d work instead of 2·N·d). When the bound fails the row is
+evaluated in full again. The result is the same as without the shortcut up to that e⁻⁴⁰ cut, the
+one the refinement above already makes.
 """
 
 from __future__ import annotations

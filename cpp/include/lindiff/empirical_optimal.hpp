@@ -14,6 +14,9 @@
 //      matters), their logits are recomputed from the differences −‖u − s x_i‖²/(2v) and their
 //      weights redone with the refined maximum;
 //   3. m = Σ w_i x_i / Z by a second tiled product (8 rows × 16 coordinates per tile).
+// The sampler skips steps 1–3 for rows whose softmax was peaked at an earlier step and provably
+// still is, from a triangle-inequality bound on the other points' distances (see Anchors in
+// empirical_optimal.cpp): the mean then comes from the row's ≤ kRefine candidates alone.
 // No BLAS is called: OpenBLAS's own threads inside our worker threads would oversubscribe the
 // cores, and on a shared 2-core machine its pool made these small per-step products 10–30× slower
 // than in-thread kernels (measured). Every output element is a sum in a fixed order: results do not

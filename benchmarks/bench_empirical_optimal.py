@@ -15,6 +15,10 @@ Contenders
   ``standard_normal(out=)``. NumPy's exp is SIMD (SVML on AVX-512), its GEMMs are OpenBLAS with its
   default threads.
 - ``numpy chunked``: the same on chunks of 256 samples (the n×N buffer stays in cache).
+- ``numpy, 2 threads x 1-thread BLAS``: two Python threads, each running the chunked chain on half
+  of the samples with its own Generator, OpenBLAS limited to one thread (threadpoolctl): NumPy
+  releases the GIL in its GEMMs and ufuncs, so both cores work on NumPy's whole step, not only on
+  its GEMMs. (With ``--threads 1`` it is skipped.)
 
 The best NumPy contender is the reference; ratios are numpy_time / lindiff_time. ``--quick``:
 T = 100. Report includes the load average: this machine is shared. On a busy host, NumPy's OpenBLAS
@@ -76,6 +80,19 @@ def numpy_chain(X: np.ndarray, sq: np.ndarray, om: np.ndarray, p: np.ndarray, q:
     return out
 
 
+def numpy_two_threads(X: np.ndarray, sq: np.ndarray, om: np.ndarray, p: np.ndarray, q: np.ndarray,
+                      sig: np.ndarray, n: int, seed: int) -> np.ndarray:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    half = n // 2
+    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(2) as ex:
+        parts = list(ex.map(lambda a: numpy_chain(X, sq, om, p, q, sig, a[0], a[1], chunk=256),
+                            [(half, seed), (n - half, seed + 1)]))
+    return np.concatenate(parts)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
@@ -100,11 +117,19 @@ def main() -> None:
     b = numpy_chain(X, sq, om, p, q, sig, n, 1)
     print(f"# memorised fraction: lindiff {lindiff.memorisation(a, X).fraction:.3f}, "
           f"numpy {lindiff.memorisation(b, X).fraction:.3f}")
-    res = interleaved([
+    contenders = [
         Contender("lindiff", lambda _: den.sample(n, rng=0, workers=args.workers)),
         Contender("numpy", lambda _: numpy_chain(X, sq, om, p, q, sig, n, 0)),
         Contender("numpy chunked (256)", lambda _: numpy_chain(X, sq, om, p, q, sig, n, 0, chunk=256)),
-    ], args.repeat, warmup=1)
+    ]
+    if args.threads != 1:
+        try:
+            import threadpoolctl  # noqa: F401
+            contenders.append(Contender("numpy, 2 threads x 1-thread BLAS",
+                                        lambda _: numpy_two_threads(X, sq, om, p, q, sig, n, 0)))
+        except ImportError:
+            print("# threadpoolctl missing: the 2-thread NumPy contender is skipped")
+    res = interleaved(contenders, args.repeat, warmup=1)
     lt = res["lindiff"].median
     flops = 4.0 * n * N * d * T
     rows = [[name, fmt_time(t.median), spread_str(t), f"{flops / t.median / 1e9:.1f}",

@@ -9,6 +9,14 @@ Three samplers, which agree in distribution:
 - ``"exact"``: i.i.d. draws from the chain's exact law N(μ_gen, Σ_gen)
   (:meth:`LinearDiffusion.sampling_distribution`): mean + (z∘√s) Uᵀ.
 
+The dense and exact samplers do their matrix products with NumPy's OpenBLAS (or Eigen, see
+:func:`lindiff.show_config`), one product per block of samples (and step) on the worker thread that
+holds the block. While such a call runs, lindiff limits OpenBLAS to one thread per call, process-wide,
+as ``threadpoolctl.threadpool_limits(1)`` would, and restores the previous setting when the call
+returns or raises: NumPy calls made meanwhile from other Python threads also run single-threaded.
+(Two workers then multiply side by side instead of queueing for OpenBLAS's pool, whose idle threads
+would also keep spinning on the cores the noise and updates need.) Results do not depend on it.
+
 Random numbers
 --------------
 The compiled core draws all noise with **xoshiro256++** and the **Box–Muller** transform (written in

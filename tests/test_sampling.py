@@ -8,6 +8,7 @@ the dense chain fed the same noise, and the closed forms of theory.md §4.
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -209,10 +210,14 @@ def test_blas_thread_limit_is_restored(wide_model: LinearDiffusion, openblas_pro
 
     threadpoolctl = pytest.importorskip("threadpoolctl")
 
+    # Other OpenBLAS copies (SciPy ships its own) may be loaded too: watch the one lindiff drives.
+    ours = os.path.realpath(lindiff.show_config()["path"])
+
     def blas_threads() -> int:
-        infos = [i for i in threadpoolctl.threadpool_info() if i["internal_api"] == "openblas"]
+        infos = [i for i in threadpoolctl.threadpool_info()
+                 if i["internal_api"] == "openblas" and os.path.realpath(i["filepath"]) == ours]
         if not infos:
-            pytest.skip("threadpoolctl does not see NumPy's OpenBLAS")
+            pytest.skip("threadpoolctl does not see the OpenBLAS lindiff uses")
         return int(infos[0]["num_threads"])
 
     with threadpoolctl.threadpool_limits(2, user_api="blas"):

@@ -64,3 +64,26 @@ def test_figures_command_user_errors(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert cli.main(["figures", "--results", str(tmp_path / "empty"), "--out", str(tmp_path / "f")]) == 2
     assert "holds no rows" in capsys.readouterr().err
+
+
+def test_paper_figures_command_wires_its_options(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from lindiff import figures
+
+    calls = []
+
+    def fake(outdir, quick=False, *, dpi=110, extras=True, progress=None):
+        calls.append((str(outdir), quick, dpi, extras))
+        progress("stage one")
+        return [str(Path(outdir) / "a.png")]
+
+    monkeypatch.setattr(figures, "paper_figures", fake)
+    out = tmp_path / "pf"
+    assert cli.main(["paper-figures", "--out", str(out), "--quick", "--dpi", "50", "--no-extras"]) == 0
+    captured = capsys.readouterr()
+    assert calls == [(str(out), True, 50, False)]
+    assert captured.out.split() == [str(out / "a.png")] and "stage one" in captured.err
+    assert cli.main(["paper-figures", "--out", str(out), "--quiet"]) == 0
+    assert calls[-1] == (str(out), False, 110, True) and capsys.readouterr().err == ""
+    assert cli.main(["paper-figures", "--dpi", "0"]) == 2
+    assert "--dpi" in capsys.readouterr().err

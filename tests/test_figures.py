@@ -358,11 +358,21 @@ def test_paper_figures_quick(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(figures, "gaussian_frame",
                         lambda *a, **kw: orig(**small, ridges=kw["ridges"][:3],
                                               train_times=kw["train_times"][:3]))
+    orig_mem = figures.memorisation_frame
+    monkeypatch.setattr(figures, "memorisation_frame",
+                        lambda quick: orig_mem(("gaussian",), d=4, ratios=(0.5, 4.0), seeds=1, n_samples=40,
+                                               T=40, quick=quick))
+    said: list[str] = []
     paths = figures.paper_figures(tmp_path, quick=True, engine="direct",
-                                  datasets=("fashion_mnist",), dpi=40)
+                                  datasets=("fashion_mnist",), dpi=40, progress=said.append)
     names = {Path(p).name for p in paths}
     assert {"kl_vs_n_forward.png", "losses_vs_n.png", "kl_vs_ridge.png",
-            "kl_vs_training_time.png", "spectra.png"} <= names
+            "kl_vs_training_time.png", "spectra.png", "memorisation_vs_n.png",
+            "training_vs_theory.png"} <= names
+    assert len(said) == 5 and said[0].startswith("figures 1-4")
+    assert "memorisation_vs_n.png" not in {
+        Path(p).name for p in figures.paper_figures(tmp_path / "no-extras", quick=True, engine="direct",
+                                                     datasets=("fashion_mnist",), dpi=40, extras=False)}
     assert "kl_vs_n_real.png" not in names  # its only data set is absent: skipped, no error
     assert all(Path(p).stat().st_size > 1000 for p in paths)
     with pytest.raises(ValueError, match="engine"):

@@ -147,6 +147,84 @@ def test_anchored_rows_see_a_jump(rng: np.random.Generator) -> None:
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-9)
 
 
+def _steered_noise(X: np.ndarray, sched: Schedule, u_T: np.ndarray, targets: dict[int, np.ndarray],
+                   rng: np.random.Generator) -> np.ndarray:
+    """Noise for `_noise=` that puts the reference chain's state u_t exactly (up to rounding) on
+    targets[t] for the steps given; other steps get fresh normals. DDPM, σ² = β, final noise."""
+    p, q = _step_coefficients(sched, "ddpm")
+    sig = _sigma(sched, "ddpm", "beta", True)
+    T = sched.T
+    noise = np.empty((T + 1,) + u_T.shape)
+    noise[0] = u = u_T
+    for t in range(T, 0, -1):
+        s, v = sched_sv(sched, t)
+        eps, _ = reference_eps(X, u, s, v)
+        z = rng.standard_normal(u.shape)
+        if t - 1 in targets:
+            z = (targets[t - 1] - p[t - 1] * u - q[t - 1] * eps) / sig[t - 1]
+        noise[T - t + 1] = z
+        u = p[t - 1] * u + q[t - 1] * eps + sig[t - 1] * z
+    return noise
+
+
+def test_anchor_bound_counts_the_change_in_s(rng: np.random.Generator) -> None:
+    """The bound's |s − s_a|·max‖x‖ term. Rows are anchored at x₁ at step 2 (u = s₂x₁); at step 1
+    the state has not moved but s grows by a fifth, and x₂ (far at step 2: R = ‖s₂x₁ − s₂x₂‖ is
+    larger than the step-1 distance to x₁ by a margin the bound without that term would accept)
+    is now nearer than x₁. A bound that ignored the change in s would keep x₁ alone (checked with
+    that mutant)."""
+    sched = Schedule([0.3, 0.3, 0.5])  # s₂ = 0.7, s₁ = 0.837: a jump in s the paper schedule never makes
+    (s1, v1), (s2, _) = sched_sv(sched, 1), sched_sv(sched, 2)
+    L = 1000.0
+    d1 = (s1 - s2) * L                                   # step 1: distance from u = s₂x₁ to s₁x₁
+    along = s2 / s1 * L                                  # x₂ = along·e₁ + h·e₂
+    h_lo = np.sqrt(max(0.0, (d1**2 + 80 * v1) / s2**2 - (L - along) ** 2))
+    h = 0.5 * (h_lo + d1 / s1)                           # between "accepted without the term" and "x₂ nearer"
+    X = np.zeros((42, 3))
+    X[0, 0] = L
+    X[1, :2] = along, h
+    X[2:] = [0.0, 0.0, -600.0] + 5.0 * rng.standard_normal((40, 3))  # fillers: N > kRefine, far away
+    R = s2 * np.linalg.norm(X[0] - X[1])
+    d2 = np.linalg.norm(s2 * X[0] - s1 * X[1])
+    xmax = np.linalg.norm(X, axis=1).max()
+    assert R**2 - d1**2 > 80 * v1 and d2 < d1 and R - (s1 - s2) * xmax < d1  # the design holds
+    n = 64
+    u3 = sched_sv(sched, 3)[0] * X[0] + 0.01 * rng.standard_normal((n, 3))
+    u2 = s2 * X[0] + 0.01 * rng.standard_normal((n, 3))
+    noise = _steered_noise(X, sched, u3, {2: u2, 1: u2}, rng)
+    got = EmpiricalOptimalDenoiser(X, sched).sample(n, _noise=noise, workers=2)
+    ref = numpy_chain(X, sched, noise, "ddpm", "beta", True)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-9 * L)
+
+
+def test_anchor_bound_keeps_weights_above_the_cut(rng: np.random.Generator) -> None:
+    """The bound's threshold. Rows anchored at x₁ = 0 at step 2 move straight towards the nearest
+    other point x_j (s almost unchanged: the triangle inequality is then tight), so that at step 1
+    x_j's weight relative to x₁'s is e^-k for k from 2 to 32, below the e^-40 cut. Each row must be
+    evaluated in full: a bound accepting at a lower threshold drops a weight e^-k, here an error
+    e^-k·‖x_j‖ in the mean, caught for cuts up to about e^-28 (checked with mutants at e^0 and e^-20)."""
+    sched = Schedule([0.5, 1e-12, 0.5])
+    (s1, v1), (s2, v2) = sched_sv(sched, 1), sched_sv(sched, 2)
+    R = np.sqrt(2 * v2 * 200.0)                         # x_j's weight at step 2: e^-200, not a candidate
+    X = np.zeros((42, 2))
+    X[1, 0] = R / s2                                    # x_j
+    X[2:] = [0.0, -40.0] + rng.standard_normal((40, 2))  # fillers
+    ks = np.array([2.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 32.0])
+    delta = (R**2 - 2 * v1 * ks) / (2 * R)              # (R − δ)² − δ² = 2·v·k
+    n = 8 * len(ks)
+    u2 = np.zeros((n, 2))
+    u1 = np.zeros((n, 2))
+    u1[:, 0] = np.repeat(delta, 8)
+    # u_3 beyond the fillers, far from x₁ and x_j: any step-3 anchor has R < ‖u_3‖, the jump to
+    # u_2 = 0, so step 2 evaluates every row in full and anchors it afresh, at x₁ alone with R the
+    # distance to x_j.
+    u3 = [0.0, -300.0] + rng.standard_normal((n, 2))
+    noise = _steered_noise(X, sched, u3, {2: u2, 1: u1}, rng)
+    got = EmpiricalOptimalDenoiser(X, sched).sample(n, _noise=noise, workers=2)
+    ref = numpy_chain(X, sched, noise, "ddpm", "beta", True)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-13 * R)
+
+
 def test_reproduces_training_points(rng: np.random.Generator) -> None:
     X = rng.standard_normal((10, 5))
     den = EmpiricalOptimalDenoiser(X)  # paper schedule, T = 1000

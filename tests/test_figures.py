@@ -406,6 +406,12 @@ def test_memorisation_figure_tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert np.allclose(y, eo.groupby("N")["memorised_fraction"].mean().to_numpy())
     lines = [ln for ln in axes[1].get_lines() if ln.get_linestyle() in ("-", ":")]
     assert len(lines) >= 2  # closed-form KL line and the fit-bias line
+    # The bias line is the exact expected KL of a Gaussian fitted to 60 target draws in d = 4.
+    from lindiff.theory import expected_kl_ideal
+
+    dotted = [ln for ln in lines if ln.get_linestyle() == ":"]
+    assert len(dotted) == 1 and np.allclose(dotted[0].get_ydata(), expected_kl_ideal(4, 60))
+    assert np.allclose(df["kl_fit_bias_reverse"], expected_kl_ideal(4, 60, "reverse"))
     assert axes[1].get_yscale() == "log" and axes[0].get_xscale() == "log"
     fig.savefig(tmp_path / "mem.png")
     assert (tmp_path / "mem.png").stat().st_size > 0
@@ -421,3 +427,6 @@ def test_memorisation_frame_real_data() -> None:
     assert sorted(df["N"].unique()) == [round(0.1 * d), round(0.5 * d)]
     assert np.isfinite(df["median_d_held_out"]).all() and df["closer_to_train"].between(0, 1).all()
     assert (df["kl_fit_bias"] == (d * d + 3 * d) / (4 * 30)).all()
+    # n = 30 samples in d >= 50: a Gaussian fit is singular, its expected KL infinite.
+    assert np.isinf(df["kl_fit_bias_forward"]).all() and np.isinf(df["kl_fit_bias_reverse"]).all()
+    figures.memorisation_vs_n(df)  # no bias line, no error

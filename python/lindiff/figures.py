@@ -949,7 +949,8 @@ def paper_figures(outdir: str | os.PathLike[str], quick: bool = False, *, engine
     ``memorisation_vs_n.png`` (:func:`memorisation_vs_n`: the linear model against the
     empirical-optimal baseline on a Gaussian target, digits and Fashion-MNIST when present) and
     ``training_vs_theory.png`` (:func:`figure_training_vs_theory`, its built-in example: SGD
-    against the gradient flow). They add about 15 s on 2 cores (10 s with ``quick``).
+    against the gradient flow). They add about 15 s on 2 cores (10 s with ``quick``), about a minute
+    when Fashion-MNIST is installed.
 
     Default (``quick=False``, a few minutes on 2 cores): d = 64, k ∈ {0, 1, 2}, 14 values of N/d
     from 1/4 to 1000, 5 seeds, 13 ridges and 15 training times, T = 1000; spectra at d = 200,
@@ -1037,7 +1038,8 @@ def paper_figures(outdir: str | os.PathLike[str], quick: bool = False, *, engine
 MEMORISATION_COLUMNS = (
     "dataset", "d", "N", "seed", "model", "n_samples", "T", "threshold", "memorised_fraction",
     "median_d1", "median_ratio", "median_d_held_out", "closer_to_train", "kl_closed_forward",
-    "kl_closed_reverse", "kl_fit_forward", "kl_fit_reverse", "kl_fit_bias",
+    "kl_closed_reverse", "kl_fit_forward", "kl_fit_reverse", "kl_fit_bias", "kl_fit_bias_forward",
+    "kl_fit_bias_reverse",
 )
 _MEM_MODELS = ("linear", "empirical_optimal")
 _MEM_LABEL = {"linear": "linear model", "empirical_optimal": "empirical-optimal (memorises)"}
@@ -1099,8 +1101,12 @@ def memorisation_frame(
     (d₁/d₂ < ``threshold``), ``median_d_held_out``/``closer_to_train`` compare with held-out points
     (fresh draws for Gaussian targets; the rest of the shuffled data set for real data, at most
     2000 points), and ``kl_fit_*`` is :func:`lindiff.gaussian_fit_kl` of the samples (the KL of a
-    Gaussian fitted to them). ``kl_fit_bias`` = (d²+3d)/(4n) is that estimate's own upward bias for
-    n samples (theory.md §6): values near it cannot be told from 0.
+    Gaussian fitted to them). ``kl_fit_bias_forward``/``_reverse`` are that estimate's own upward
+    bias: its exact expectation for n samples drawn from the target itself
+    (:func:`lindiff.theory.expected_kl_ideal` with N = n, the Wishart expectation of theory.md §6;
+    inf when n ≤ d + 2 or n ≤ d). Values near it cannot be told from 0. ``kl_fit_bias`` is its
+    leading order (d²+3d)/(4n) for both directions, good only for n ≫ d (at d = 196, n = 400 it is
+    24 against the exact 67 forward).
 
     What the Gaussian-fit KL means for the empirical-optimal model: its samples sit within about
     σ₁√d = √β₁·√d of the N training points, so for N ≤ d their fitted covariance has d − N + 1
@@ -1126,6 +1132,7 @@ def memorisation_frame(
     from .neighbours import memorisation
     from .schedule import Schedule
     from .stats import EmpiricalStats
+    from .theory import expected_kl_ideal
 
     if ratios is None:
         ratios = np.geomspace(1 / 16, 8, 5 if quick else 8)
@@ -1142,6 +1149,7 @@ def memorisation_frame(
         cap = int(max_train) if pool is None else min(int(max_train), pool.shape[0] // 2)
         Ns = sorted({min(cap, max(1, int(round(r * dd)))) for r in ratios})
         bias = (dd * dd + 3 * dd) / (4.0 * n_samples)
+        bias_fwd, bias_rev = expected_kl_ideal(dd, n_samples, "both")
         for seed in range(int(seeds)):
             ss = np.random.SeedSequence([rng, seed, len(str(name))] + [ord(c) for c in str(name)])
             g = np.random.default_rng(ss)
@@ -1175,7 +1183,8 @@ def memorisation_frame(
                         "kl_closed_forward": kl["forward"] if model == "linear" else np.nan,
                         "kl_closed_reverse": kl["reverse"] if model == "linear" else np.nan,
                         "kl_fit_forward": fit["forward"], "kl_fit_reverse": fit["reverse"],
-                        "kl_fit_bias": bias,
+                        "kl_fit_bias": bias, "kl_fit_bias_forward": bias_fwd,
+                        "kl_fit_bias_reverse": bias_rev,
                     })
     df = pd.DataFrame(rows, columns=list(MEMORISATION_COLUMNS))
     df.attrs["skipped"] = skipped
@@ -1194,7 +1203,7 @@ def memorisation_vs_n(
     Top: the fraction of samples with d₁/d₂ < threshold, mean ± s.d. over seeds, for the linear
     model and the empirical-optimal baseline. Bottom (log-log): the linear model's closed-form KL
     (line, mean over seeds), the Gaussian-fit KL of the same model's samples and of the baseline's
-    samples (points), and the fit's own bias (d²+3d)/(4n) (dotted): see :func:`memorisation_frame`
+    samples (points), and the fit's own expected bias for n samples (dotted): see :func:`memorisation_frame`
     for what the baseline's fitted KL means when N ≤ d. The grey line marks N = d.
 
     Parameters
@@ -1239,10 +1248,11 @@ def memorisation_vs_n(
                 ok = np.isfinite(mc) & (mc > 0)
                 bottom.plot(xc[ok] / d, mc[ok], "-", color=colors[model], lw=1.2,
                             label="linear model: closed form")
-        bias = float(sub["kl_fit_bias"].iloc[0])
+        bias = float(sub[f"kl_fit_bias_{direction}"].iloc[0])
         Ns = sub["N"].to_numpy(float)
-        bottom.plot([Ns.min() / d, Ns.max() / d], [bias, bias], ":", color="0.3", lw=1.0,
-                    label=r"fit bias $(d^2+3d)/(4n)$")
+        if np.isfinite(bias):
+            bottom.plot([Ns.min() / d, Ns.max() / d], [bias, bias], ":", color="0.3", lw=1.0,
+                        label="fit bias (expected KL of a fit to n target draws)")
         for ax in (top, bottom):
             ax.set_xscale("log")
             if Ns.min() < d < Ns.max():

@@ -242,7 +242,7 @@ def test_reproduces_training_points(rng: np.random.Generator) -> None:
 @pytest.mark.parametrize("provider", ["openblas", "eigen"])
 def test_workers_bit_identical(rng: np.random.Generator, request: pytest.FixtureRequest, provider: str) -> None:
     request.getfixturevalue(f"{provider}_provider")
-    X = rng.standard_normal((70, 6))
+    X = rng.standard_normal((200, 6))  # 600 rows × 200 points: above the sampler's run-on-one-thread size
     den = EmpiricalOptimalDenoiser(X, Schedule.paper(T=30))
     outs = [den.sample(600, rng=11, workers=w) for w in (1, 2, 7)]
     for o in outs[1:]:

@@ -31,18 +31,19 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import Contender, add_threads_clock_options, apply_threads_clock, cpu_model, fmt_ratio, fmt_time, interleaved, n_cpus, spread_str, table  # noqa: E402
+from common import Contender, add_threads_clock_options, apply_threads_clock, cpu_model, fmt_ratio, fmt_time, interleaved, n_cpus, spread_str, table, two_threads_one_blas  # noqa: E402
 
 import lindiff  # noqa: E402
 from lindiff.sampling import _sigma, _step_coefficients  # noqa: E402
 
 
 def numpy_chain(X: np.ndarray, sq: np.ndarray, om: np.ndarray, p: np.ndarray, q: np.ndarray,
-                sig: np.ndarray, n: int, seed: int, chunk: int | None = None) -> np.ndarray:
+                sig: np.ndarray, n: int, seed: Any, chunk: int | None = None) -> np.ndarray:
     N, d = X.shape
     T = p.shape[0]
     g = np.random.default_rng(seed)
@@ -80,19 +81,6 @@ def numpy_chain(X: np.ndarray, sq: np.ndarray, om: np.ndarray, p: np.ndarray, q:
     return out
 
 
-def numpy_two_threads(X: np.ndarray, sq: np.ndarray, om: np.ndarray, p: np.ndarray, q: np.ndarray,
-                      sig: np.ndarray, n: int, seed: int) -> np.ndarray:
-    from concurrent.futures import ThreadPoolExecutor
-
-    from threadpoolctl import threadpool_limits
-
-    half = n // 2
-    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(2) as ex:
-        parts = list(ex.map(lambda a: numpy_chain(X, sq, om, p, q, sig, a[0], a[1], chunk=256),
-                            [(half, seed), (n - half, seed + 1)]))
-    return np.concatenate(parts)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
@@ -126,7 +114,8 @@ def main() -> None:
         try:
             import threadpoolctl  # noqa: F401
             contenders.append(Contender("numpy, 2 threads x 1-thread BLAS",
-                                        lambda _: numpy_two_threads(X, sq, om, p, q, sig, n, 0)))
+                                        lambda _: two_threads_one_blas(
+                                            lambda m, ss: numpy_chain(X, sq, om, p, q, sig, m, ss, chunk=256), n)))
         except ImportError:
             print("# threadpoolctl missing: the 2-thread NumPy contender is skipped")
     res = interleaved(contenders, args.repeat, warmup=1)

@@ -48,6 +48,7 @@ from common import (  # noqa: E402
     n_cpus,
     spread_str,
     table,
+    two_threads_one_blas,
 )
 
 import lindiff  # noqa: E402
@@ -119,7 +120,7 @@ def numpy_eigen_chain(U: np.ndarray, a: np.ndarray, c: np.ndarray, sig: np.ndarr
 
 
 def numpy_dense_chain(W: np.ndarray, b: np.ndarray, p: np.ndarray, q: np.ndarray, sig: np.ndarray,
-                      n: int, seed: int = 0) -> np.ndarray:
+                      n: int, seed: Any = 0) -> np.ndarray:
     T, d, _ = W.shape
     gen = np.random.default_rng(seed)
     X = gen.standard_normal((n, d))
@@ -136,19 +137,6 @@ def numpy_dense_chain(W: np.ndarray, b: np.ndarray, p: np.ndarray, q: np.ndarray
             Z *= sig[k]
             X += Z
     return X
-
-
-def numpy_dense_chain_2threads(W: np.ndarray, b: np.ndarray, p: np.ndarray, q: np.ndarray, sig: np.ndarray,
-                               n: int, seed: int = 0) -> np.ndarray:
-    """Two Python threads, each running the chain on half of the samples with its own Generator and
-    OpenBLAS limited to one thread (threadpoolctl): noise and GEMMs both run on two cores."""
-    from threadpoolctl import threadpool_limits
-
-    gens = np.random.SeedSequence(seed).spawn(2)
-    halves = [n // 2, n - n // 2]
-    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(2) as ex:
-        parts = list(ex.map(lambda a: numpy_dense_chain(W, b, p, q, sig, a[0], a[1]), zip(halves, gens)))
-    return np.concatenate(parts)
 
 
 # ---------------------------------------------------------------------- sections
@@ -261,7 +249,8 @@ def bench_dense(args: argparse.Namespace) -> None:
         import threadpoolctl  # noqa: F401
 
         contenders.append(Contender("numpy dense, 2 threads x 1-thread BLAS",
-                                    lambda _: numpy_dense_chain_2threads(W, b, p, q, sig, n)))
+                                    lambda _: two_threads_one_blas(
+                                        lambda m, ss: numpy_dense_chain(W, b, p, q, sig, m, ss), n)))
     except ImportError:
         print("  (threadpoolctl missing: the 2-thread NumPy dense contender is skipped)")
     res = interleaved_long(contenders, args.repeat)

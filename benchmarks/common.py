@@ -64,6 +64,23 @@ def apply_threads_clock(args: Any) -> Any:
     return threadpool_limits(limits=args.threads, user_api="blas")
 
 
+def two_threads_one_blas(run: Callable[[int, np.random.SeedSequence], np.ndarray], n: int,
+                         seed: int = 0) -> np.ndarray:
+    """The strongest plain-NumPy form of a batched chain on two cores: two Python threads, each
+    running ``run(n_half, seed_seq)`` on half of the samples with its own SeedSequence child, with
+    OpenBLAS limited to one thread (threadpoolctl). NumPy releases the GIL in its GEMMs and ufuncs,
+    so both cores work on the whole step (noise and updates too), not only inside the GEMMs."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    halves = [n // 2, n - n // 2]
+    seqs = np.random.SeedSequence(seed).spawn(2)
+    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(2) as ex:
+        parts = list(ex.map(run, halves, seqs))
+    return np.concatenate(parts)
+
+
 def wait_for_idle(max_load: float, timeout: float) -> float:
     """Wait (up to ``timeout`` s) until the 1-minute load average drops below ``max_load``."""
     t0 = time.monotonic()

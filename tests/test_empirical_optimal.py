@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import numpy as np
 import pytest
 
@@ -70,8 +72,12 @@ def test_vectorised_exp() -> None:
 
 
 def numpy_chain(X: np.ndarray, sched: Schedule, noise: np.ndarray, sampler: str, sigma: str,
-                final_noise: bool) -> np.ndarray:
-    """The reverse chain written out with the direct formula for ε*."""
+                final_noise: bool, steer: Callable[[int, np.ndarray, np.ndarray], Any] | None = None) -> np.ndarray:
+    """The reverse chain written out with the direct formula for ε*.
+
+    ``steer(t, u_t, u_next)`` may return the state wanted at step t − 1 instead of ``u_next`` (or
+    None): the step's noise in ``noise`` is then rewritten in place to reach it, so that the sampler
+    fed the same noise afterwards is steered the same way."""
     p, q = _step_coefficients(sched, sampler)
     sig = _sigma(sched, sampler, sigma, final_noise)
     T = sched.T
@@ -79,7 +85,13 @@ def numpy_chain(X: np.ndarray, sched: Schedule, noise: np.ndarray, sampler: str,
     for t in range(T, 0, -1):
         s, v = sched_sv(sched, t)
         eps, _ = reference_eps(X, u, s, v)
-        u = p[t - 1] * u + q[t - 1] * eps + sig[t - 1] * noise[T - t + 1]
+        z = noise[T - t + 1]
+        nxt = p[t - 1] * u + q[t - 1] * eps + sig[t - 1] * z
+        want = None if steer is None else steer(t, u, nxt)
+        if want is not None:
+            z += (want - nxt) / sig[t - 1]
+            nxt = p[t - 1] * u + q[t - 1] * eps + sig[t - 1] * z
+        u = nxt
     return u
 
 
@@ -130,41 +142,18 @@ def test_anchored_rows_see_a_jump(rng: np.random.Generator) -> None:
     X = 2.0 * rng.standard_normal((N, d))
     noise = rng.standard_normal((sched.T + 1, n, d))
     t_jump = 6
-    p, q = _step_coefficients(sched, "ddpm")
-    sig = _sigma(sched, "ddpm", "beta", True)
-    u = noise[0].copy()
-    for t in range(sched.T, t_jump, -1):  # the reference chain up to the jump
-        s, v = sched_sv(sched, t)
-        eps, _ = reference_eps(X, u, s, v)
-        u = p[t - 1] * u + q[t - 1] * eps + sig[t - 1] * noise[sched.T - t + 1]
-    s, _ = sched_sv(sched, t_jump)
-    far = np.argsort(((u[:, None, :] - s * X[None]) ** 2).sum(-1), axis=1)[:, 39]
+    s = sched_sv(sched, t_jump)[0]
     frac = np.repeat([0.0, 0.3, 0.6, 0.8, 0.9, 0.95, 1.0, 1.1], n // 8)[:, None]
-    noise[sched.T - t_jump + 1] += frac * (s * X[far] - u) / sig[t_jump - 1]
-    den = EmpiricalOptimalDenoiser(X, sched)
-    got = den.sample(n, _noise=noise, workers=2)
-    ref = numpy_chain(X, sched, noise, "ddpm", "beta", True)
+
+    def jump(t: int, u: np.ndarray, nxt: np.ndarray) -> np.ndarray | None:
+        if t != t_jump:
+            return None
+        far = np.argsort(((u[:, None, :] - s * X[None]) ** 2).sum(-1), axis=1)[:, 39]
+        return nxt + frac * (s * X[far] - u)
+
+    ref = numpy_chain(X, sched, noise, "ddpm", "beta", True, steer=jump)
+    got = EmpiricalOptimalDenoiser(X, sched).sample(n, _noise=noise, workers=2)
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-9)
-
-
-def _steered_noise(X: np.ndarray, sched: Schedule, u_T: np.ndarray, targets: dict[int, np.ndarray],
-                   rng: np.random.Generator) -> np.ndarray:
-    """Noise for `_noise=` that puts the reference chain's state u_t exactly (up to rounding) on
-    targets[t] for the steps given; other steps get fresh normals. DDPM, σ² = β, final noise."""
-    p, q = _step_coefficients(sched, "ddpm")
-    sig = _sigma(sched, "ddpm", "beta", True)
-    T = sched.T
-    noise = np.empty((T + 1,) + u_T.shape)
-    noise[0] = u = u_T
-    for t in range(T, 0, -1):
-        s, v = sched_sv(sched, t)
-        eps, _ = reference_eps(X, u, s, v)
-        z = rng.standard_normal(u.shape)
-        if t - 1 in targets:
-            z = (targets[t - 1] - p[t - 1] * u - q[t - 1] * eps) / sig[t - 1]
-        noise[T - t + 1] = z
-        u = p[t - 1] * u + q[t - 1] * eps + sig[t - 1] * z
-    return noise
 
 
 def test_anchor_bound_counts_the_change_in_s(rng: np.random.Generator) -> None:
@@ -191,9 +180,11 @@ def test_anchor_bound_counts_the_change_in_s(rng: np.random.Generator) -> None:
     n = 64
     u3 = sched_sv(sched, 3)[0] * X[0] + 0.01 * rng.standard_normal((n, 3))
     u2 = s2 * X[0] + 0.01 * rng.standard_normal((n, 3))
-    noise = _steered_noise(X, sched, u3, {2: u2, 1: u2}, rng)
+    noise = rng.standard_normal((sched.T + 1, n, 3))
+    noise[0] = u3
+    targets = {2: u2, 1: u2}  # steered states u_{t-1}
+    ref = numpy_chain(X, sched, noise, "ddpm", "beta", True, steer=lambda t, u, nxt: targets.get(t - 1))
     got = EmpiricalOptimalDenoiser(X, sched).sample(n, _noise=noise, workers=2)
-    ref = numpy_chain(X, sched, noise, "ddpm", "beta", True)
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-9 * L)
 
 
@@ -219,9 +210,11 @@ def test_anchor_bound_keeps_weights_above_the_cut(rng: np.random.Generator) -> N
     # u_2 = 0, so step 2 evaluates every row in full and anchors it afresh, at x₁ alone with R the
     # distance to x_j.
     u3 = [0.0, -300.0] + rng.standard_normal((n, 2))
-    noise = _steered_noise(X, sched, u3, {2: u2, 1: u1}, rng)
+    noise = rng.standard_normal((sched.T + 1, n, 2))
+    noise[0] = u3
+    targets = {2: u2, 1: u1}
+    ref = numpy_chain(X, sched, noise, "ddpm", "beta", True, steer=lambda t, u, nxt: targets.get(t - 1))
     got = EmpiricalOptimalDenoiser(X, sched).sample(n, _noise=noise, workers=2)
-    ref = numpy_chain(X, sched, noise, "ddpm", "beta", True)
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-13 * R)
 
 

@@ -188,12 +188,10 @@ LINDIFF_CLONES void tile_product(const double* A, Index lda, const double* B, In
 // Otherwise the row is evaluated in full again (and re-anchored if still peaked). Each row's path
 // depends only on its own history, so results do not depend on `workers`.
 struct Anchors {
-  Index d = 0;
   std::vector<double> u, s, R;  // rows × d; per row: s_a and R (+inf when N <= kRefine)
   std::vector<Index> cand;      // rows × kRefine
   std::vector<int> n_cand;      // 0: no anchor
   void reset(Index rows, Index dim) {
-    d = dim;
     u.assign(static_cast<size_t>(rows * dim), 0.0);
     s.assign(static_cast<size_t>(rows), 0.0);
     R.assign(static_cast<size_t>(rows), 0.0);
@@ -466,12 +464,10 @@ void sample_empirical_optimal(const ConstRowRef& X, const Vector& sqrt_abar, con
     std::vector<Posterior::Scratch> scratch(static_cast<size_t>(groups));  // reused by every step
     Anchors anchors;
     anchors.reset(rows_here, d);
-    // Small steps run on this thread: below about 2·10⁶ units of work per step (4d + 16 per row and
-    // training point: two products and the softmax) starting a thread twice a step costs more than
-    // it saves (measured: N = 10, d = 4, n = 512 ran 1.9x slower on 2 workers; N = 50, d = 8,
-    // n = 1000 broke even). The output does not depend on it.
-    const bool tiny = rows_here * post.N() * (4 * d + 16) < (Index{1} << 21);
-    const int workers = tiny ? 1 : run.workers;
+    // Small steps run on this thread (workers_for; flops per step: two products of 2·d per row and
+    // training point, and the softmax). Measured before: N = 10, d = 4, n = 512 ran 1.9x slower on
+    // 2 workers than on 1; N = 50, d = 8, n = 1000 broke even.
+    const int workers = workers_for(static_cast<double>(rows_here) * post.N() * (4.0 * d + 16.0), run.workers);
     if (run.tick) run.tick(0);
     parallel_for(count, workers, [&](Index i) {
       Index row0, m;

@@ -526,10 +526,10 @@ void sample_dense_chain(const double* W, Index T, Index d, const ConstRowRef& b,
   for (Index start = 0; start < n_blocks; start += group) {
     if (run.tick) run.tick(0);
     const Index count = std::min(group, n_blocks - start);
-    // Tiny steps run on this thread: starting threads would cost more than the work (the output is
-    // the same either way).
-    const bool tiny = count * kSampleBlock * d * (d + 8) < (Index{1} << 20);
-    const int lanes = tiny ? 1 : static_cast<int>(std::min<Index>(run.workers, count));
+    // Small steps run on this thread (workers_for; flops per step: the product, 2·d² per sample,
+    // and the update).
+    const int lanes = static_cast<int>(std::min<Index>(
+        workers_for(2.0 * static_cast<double>(count * kSampleBlock) * d * (d + 8.0), run.workers), count));
     auto rows_of = [&](Index i, Index& row0, Index& m) {
       row0 = (start + i) * kSampleBlock;
       m = std::min(kSampleBlock, n - row0);
